@@ -1,0 +1,38 @@
+"""Model cards: the README.md that travels with every checkpoint folder."""
+from __future__ import annotations
+
+from .checkpoint import DiffusionModel
+
+
+def model_card(model: DiffusionModel) -> str:
+    """A Markdown card from what the checkpoint knows: family, size, data, classes, training, metrics."""
+    cfg = model.config_dict()
+    train = cfg.get("training", {})
+    metrics = cfg.get("metrics", {})
+    lines = [
+        f"# {model.name}",
+        "",
+        f"A class-conditioned DDPM noise predictor (`{model.denoiser.family}` family, "
+        f"{model.denoiser.num_parameters() / 1e6:.2f} M parameters) trained from scratch with the `ddpm` library.",
+        "",
+        "| | |", "|---|---|",
+        f"| dataset | {model.dataset} |",
+        f"| image | {model.channels} x {model.image_size} x {model.image_size}, values in [-1, 1] |",
+        f"| classes | {', '.join(model.class_names) if model.class_names else 'unconditional'} |",
+        f"| noise schedule | {model.schedule.kind}, T = {model.schedule.num_timesteps} |",
+    ]
+    for key in ("steps", "train_seconds", "batch_size", "lr", "ema_decay", "p_uncond", "device", "train_images"):
+        if key in train:
+            lines.append(f"| training {key.replace('_', ' ')} | {train[key]} |")
+    lines += ["", "Weights are the EMA weights. Label index "
+              f"{model.denoiser.num_classes} is the null class used for classifier-free guidance.", ""]
+    if metrics:
+        lines += ["## Measured quality", "", "| setting | samples | class accuracy | FID (classifier features) | floor (test vs test) |",
+                  "|---|---|---|---|---|"]
+        for row in metrics.get("rows", []):
+            lines.append(f"| {row['setting']} | {row['n']} | {row['accuracy']:.3f} | {row['fid']:.2f} | {row['fid_floor']:.2f} |")
+        if metrics.get("command"):
+            lines += ["", f"Measured with `{metrics['command']}`."]
+        lines.append("")
+    lines += ["## Use", "", "```bash", f"python -m ddpm sample --model {model.name} --per-class 4 --out grid.png", "```", ""]
+    return "\n".join(lines)

@@ -1,0 +1,211 @@
+"""Checkpoints: a folder per model that carries its own config, and one ``load(name_or_path)``.
+
+Our format (``FORMAT``)::
+
+    <folder>/config.json        family, model config, noise schedule, dataset and class names, training facts
+    <folder>/model.safetensors  the (EMA) weights
+    <folder>/README.md          the model card
+
+``load`` also takes a diffusers ``UNet2DModel`` folder (``config.json`` +
+``diffusion_pytorch_model.safetensors``, at the root or under ``unet/``, with an optional
+``scheduler_config.json``) or a Hugging Face Hub id of one; those load as unconditional models.
+Only tensors are ever read from weight files: safetensors, or .bin through ``weights_only``.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_model, save_model
+
+from .device import pick_device
+from .models import Denoiser, UnconditionalDenoiser, from_config
+from .schedule import NoiseSchedule
+
+FORMAT = "ddpm-checkpoint/1"
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "README.md"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CHECKPOINTS_DIR = REPO_ROOT / "checkpoints"
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass
+class DiffusionModel:
+    """A denoiser together with the noise schedule it was trained on and what its classes mean."""
+
+    denoiser: Denoiser
+    schedule: NoiseSchedule
+    class_names: list[str] | None = None     # None for an unconditional model
+    dataset: str | None = None
+    name: str = "model"
+    meta: dict = field(default_factory=dict)  # training facts and measured metrics, as in config.json
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.denoiser.parameters()).device
+
+    @property
+    def image_size(self) -> int:
+        return self.denoiser.image_size
+
+    @property
+    def channels(self) -> int:
+        return self.denoiser.channels
+
+    @property
+    def conditional(self) -> bool:
+        return self.denoiser.num_classes is not None
+
+    def to(self, device: torch.device | str | None = None) -> DiffusionModel:
+        self.denoiser.to(pick_device(device))
+        return self
+
+    def compiled(self):
+        """A ``torch.compile``d forward of the denoiser, built once and kept."""
+        if getattr(self, "_compiled", None) is None:
+            self._compiled = torch.compile(self.denoiser)
+        return self._compiled
+
+    def label_ids(self, labels) -> list[int]:
+        """Class names or indices (mixed, any case for names) -> indices. Raises ValueError on unknown ones."""
+        if not self.conditional:
+            raise ValueError(f"model {self.name!r} is unconditional: it takes no class labels")
+        names = self.class_names or [str(i) for i in range(self.denoiser.num_classes)]
+        lookup = {n.lower(): i for i, n in enumerate(names)}
+        ids = []
+        for label in labels:
+            key = str(label).strip()
+            if key.lower() in lookup:  # a name wins over an index ("3" is the digit 3 for mnist)
+                ids.append(lookup[key.lower()])
+            elif key.lstrip("-").isdigit() and 0 <= int(key) < len(names):
+                ids.append(int(key))
+            else:
+                raise ValueError(f"unknown class {label!r} for model {self.name!r}; classes: {', '.join(names)}")
+        return ids
+
+    def config_dict(self) -> dict:
+        return {"format": FORMAT, "family": self.denoiser.family, "model": self.denoiser.config(),
+                "schedule": self.schedule.to_dict(),
+                "data": {"dataset": self.dataset, "class_names": self.class_names,
+                         "image_size": self.image_size, "channels": self.channels},
+                **self.meta}
+
+    def save(self, folder: str | Path, card: str | None = None) -> Path:
+        """Write config.json, model.safetensors and (if given) the model card README.md."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_model(self.denoiser, str(folder / WEIGHTS_NAME))
+        (folder / CONFIG_NAME).write_text(json.dumps(self.config_dict(), indent=2) + "\n")
+        if card is not None:
+            (folder / CARD_NAME).write_text(card)
+        return folder
+
+
+def bundled() -> list[str]:
+    """Names of the models under checkpoints/ (folders that hold a config.json)."""
+    if not CHECKPOINTS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in CHECKPOINTS_DIR.iterdir() if (p / CONFIG_NAME).is_file())
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    """A bundled name, a folder path, or a Hub id (downloaded when online) -> a local folder."""
+    text = str(name_or_path).strip()
+    if not text:
+        raise ValueError("no model given: name a bundled model, a checkpoint folder, or a Hub id")
+    if (CHECKPOINTS_DIR / text / CONFIG_NAME).is_file():
+        return CHECKPOINTS_DIR / text
+    path = Path(text).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ValueError(f"{path} is a file; a model is a folder with config.json and weights")
+        return path
+    if HUB_ID.match(text) and not text.startswith((".", "/")):
+        from huggingface_hub import snapshot_download
+        try:
+            return Path(snapshot_download(text, allow_patterns=["*.json", "*.safetensors", "*.bin", "*.md"]))
+        except Exception as err:  # offline, unknown repo, ... : say what was tried
+            raise FileNotFoundError(f"could not fetch {text!r} from the Hugging Face Hub ({type(err).__name__}: "
+                                    f"{err}). Bundled models: {', '.join(bundled()) or 'none'}") from err
+    raise FileNotFoundError(f"no model {text!r}: not a bundled model ({', '.join(bundled()) or 'none yet'}), "
+                            f"not an existing folder, not a Hub id")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} is missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} should hold a JSON object")
+    return data
+
+
+def _load_weights(denoiser: Denoiser, weights: Path) -> None:
+    if not weights.is_file():
+        raise FileNotFoundError(f"weights file {weights} is missing")
+    try:
+        missing, unexpected = load_model(denoiser, str(weights), strict=False)
+    except Exception as err:  # truncated file, shape mismatch, not safetensors at all
+        raise ValueError(f"could not load weights from {weights}: {err}") from None
+    if missing or unexpected:
+        raise ValueError(f"weights in {weights} do not fit the model in its config.json "
+                         f"(missing {sorted(missing)[:3]}..., unexpected {sorted(unexpected)[:3]}...)")
+
+
+def _load_ours(folder: Path, config: dict) -> DiffusionModel:
+    try:
+        denoiser = from_config(config["family"], config["model"])
+        schedule = NoiseSchedule.from_dict(config.get("schedule", {}))
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{folder / CONFIG_NAME} is incomplete or malformed: {err!r}") from None
+    _load_weights(denoiser, folder / WEIGHTS_NAME)
+    data = config.get("data", {})
+    meta = {k: v for k, v in config.items() if k not in ("format", "family", "model", "schedule", "data")}
+    return DiffusionModel(denoiser.eval(), schedule, data.get("class_names"), data.get("dataset"),
+                          name=folder.name, meta=meta)
+
+
+def _load_diffusers_unet(folder: Path) -> DiffusionModel:
+    """An unconditional diffusers UNet2DModel folder or pipeline folder (with unet/ and scheduler/)."""
+    from diffusers import UNet2DModel
+
+    unet_dir = folder / "unet" if (folder / "unet" / CONFIG_NAME).is_file() else folder
+    safetensors = list(unet_dir.glob("diffusion_pytorch_model*.safetensors"))
+    if not safetensors and not list(unet_dir.glob("diffusion_pytorch_model*.bin")):
+        raise FileNotFoundError(f"{unet_dir} has no diffusion_pytorch_model.safetensors (or .bin) weights")
+    # .bin files (older Hub repos) are read by diffusers with torch.load(weights_only=True): tensors only.
+    unet = UNet2DModel.from_pretrained(unet_dir, use_safetensors=bool(safetensors))
+    schedule = NoiseSchedule()
+    for candidate in (folder / "scheduler" / "scheduler_config.json", folder / "scheduler_config.json"):
+        if candidate.is_file():
+            sc = _read_json(candidate)
+            kind = {"linear": "linear", "squaredcos_cap_v2": "cosine"}.get(sc.get("beta_schedule", "linear"))
+            if kind is None:
+                raise ValueError(f"{candidate}: beta_schedule {sc['beta_schedule']!r} is not supported")
+            schedule = NoiseSchedule(kind, sc.get("num_train_timesteps", 1000),
+                                     sc.get("beta_start", 1e-4), sc.get("beta_end", 0.02))
+            break
+    return DiffusionModel(UnconditionalDenoiser(unet).eval(), schedule, None, None, name=folder.name)
+
+
+def load(name_or_path: str | Path, device: torch.device | str | None = None) -> DiffusionModel:
+    """Load a bundled model by name ("mnist"), a checkpoint folder, or a Hub id, onto ``device``."""
+    folder = resolve(name_or_path)
+    config = _read_json(folder / CONFIG_NAME) if (folder / CONFIG_NAME).is_file() else {}
+    if config.get("format") == FORMAT:
+        model = _load_ours(folder, config)
+    elif config.get("_class_name", "UNet2DModel") == "UNet2DModel" and (
+            (folder / CONFIG_NAME).is_file() or (folder / "unet" / CONFIG_NAME).is_file()):
+        model = _load_diffusers_unet(folder)
+    else:
+        raise ValueError(f"{folder} is neither a ddpm checkpoint nor a diffusers UNet2DModel folder "
+                         f"(config.json says {config.get('_class_name') or config.get('format')!r})")
+    return model.to(device)

@@ -1,0 +1,219 @@
+"""One denoiser interface in front of every model family.
+
+Every family is a ``Denoiser``: ``eps = denoiser(x_t, t, labels)`` with x_t (B, C, H, W) in [-1, 1],
+t an int or (B,) int timesteps in [0, T-1], labels (B,) ints in [0, num_classes] where
+``num_classes`` is the null ("no class") label, or None. Unconditional families have
+``num_classes = None`` and ignore labels, so the sampling loop never asks which family it has.
+
+Families (``FAMILIES``):
+- ``scratch``: our torch.nn-only UNet (``ddpm.unet``).
+- ``unet2d-class``: diffusers ``UNet2DModel`` with its native class embedding (an extra null class).
+- ``unet2d-concat``: a learned class embedding broadcast over the image and concatenated to the
+  input as extra channels of a ``UNet2DModel`` (seed 000's "ClassConditionedUnet").
+- ``unet2d``: any unconditional ``UNet2DModel``, e.g. loaded with ``from_pretrained``.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from diffusers import UNet2DModel
+from torch import nn
+
+from .unet import ScratchUNet, ScratchUNetConfig
+
+
+class Denoiser(nn.Module):
+    """Base class: subclasses set ``family`` and implement ``predict`` and ``config``."""
+
+    family: ClassVar[str]
+    num_classes: int | None
+    image_size: int
+    channels: int
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor | int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        t = torch.as_tensor(t, device=x.device, dtype=torch.long).expand(x.shape[0])
+        if self.num_classes is None:
+            labels = None
+        elif labels is None:
+            labels = torch.full((x.shape[0],), self.num_classes, device=x.device, dtype=torch.long)
+        else:
+            labels = torch.as_tensor(labels, device=x.device, dtype=torch.long)
+        return self.predict(x, t, labels)
+
+    def predict(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def config(self) -> dict:
+        """JSON-able arguments that ``from_config`` rebuilds this model from."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config: dict) -> Denoiser:
+        raise NotImplementedError
+
+    @property
+    def null_label(self) -> int | None:
+        return self.num_classes
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+class ScratchDenoiser(Denoiser):
+    family = "scratch"
+
+    def __init__(self, unet_config: ScratchUNetConfig):
+        super().__init__()
+        self.unet = ScratchUNet(unet_config)
+        self.num_classes = unet_config.num_classes
+        self.image_size = unet_config.image_size
+        self.channels = unet_config.in_channels
+
+    def predict(self, x, t, labels):
+        return self.unet(x, t, labels)
+
+    def config(self) -> dict:
+        return self.unet.config_dict()
+
+    @classmethod
+    def from_config(cls, config: dict) -> ScratchDenoiser:
+        return cls(ScratchUNetConfig(**config))
+
+
+def _unet_config(unet: UNet2DModel) -> dict:
+    """The public config of a diffusers UNet, JSON-able (private ``_`` keys dropped)."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in unet.config.items() if not k.startswith("_")}
+
+
+class ClassEmbedDenoiser(Denoiser):
+    family = "unet2d-class"
+
+    def __init__(self, unet: UNet2DModel):
+        super().__init__()
+        if not unet.config.num_class_embeds or unet.config.num_class_embeds < 2:
+            raise ValueError("unet2d-class needs a UNet2DModel with num_class_embeds = classes + 1")
+        self.unet = unet
+        self.num_classes = unet.config.num_class_embeds - 1
+        self.image_size = unet.config.sample_size
+        self.channels = unet.config.in_channels
+
+    def predict(self, x, t, labels):
+        return self.unet(x, t, class_labels=labels).sample
+
+    def config(self) -> dict:
+        return {"unet": _unet_config(self.unet)}
+
+    @classmethod
+    def from_config(cls, config: dict) -> ClassEmbedDenoiser:
+        return cls(UNet2DModel.from_config(config["unet"]))
+
+
+class ConcatEmbedDenoiser(Denoiser):
+    family = "unet2d-concat"
+
+    def __init__(self, unet: UNet2DModel, num_classes: int, class_emb_size: int):
+        super().__init__()
+        self.channels = unet.config.in_channels - class_emb_size
+        if self.channels < 1:
+            raise ValueError("unet2d-concat: the UNet's in_channels must be image channels + class_emb_size")
+        self.class_emb = nn.Embedding(num_classes + 1, class_emb_size)
+        self.unet = unet
+        self.num_classes = num_classes
+        self.class_emb_size = class_emb_size
+        self.image_size = unet.config.sample_size
+
+    def predict(self, x, t, labels):
+        B, _, H, W = x.shape
+        cond = self.class_emb(labels).to(x.dtype)[:, :, None, None].expand(B, self.class_emb_size, H, W)
+        return self.unet(torch.cat([x, cond], dim=1), t).sample
+
+    def config(self) -> dict:
+        return {"unet": _unet_config(self.unet), "num_classes": self.num_classes,
+                "class_emb_size": self.class_emb_size}
+
+    @classmethod
+    def from_config(cls, config: dict) -> ConcatEmbedDenoiser:
+        return cls(UNet2DModel.from_config(config["unet"]), config["num_classes"], config["class_emb_size"])
+
+
+class UnconditionalDenoiser(Denoiser):
+    family = "unet2d"
+    num_classes = None
+
+    def __init__(self, unet: UNet2DModel):
+        super().__init__()
+        if unet.config.num_class_embeds:
+            raise ValueError("this UNet2DModel has a class embedding: load it as family unet2d-class")
+        self.unet = unet
+        self.image_size = unet.config.sample_size
+        self.channels = unet.config.in_channels
+
+    def predict(self, x, t, labels):
+        return self.unet(x, t).sample
+
+    def config(self) -> dict:
+        return {"unet": _unet_config(self.unet)}
+
+    @classmethod
+    def from_config(cls, config: dict) -> UnconditionalDenoiser:
+        return cls(UNet2DModel.from_config(config["unet"]))
+
+
+FAMILIES: dict[str, type[Denoiser]] = {c.family: c for c in
+                                       (ScratchDenoiser, ClassEmbedDenoiser, ConcatEmbedDenoiser, UnconditionalDenoiser)}
+
+
+def from_config(family: str, config: dict) -> Denoiser:
+    """Rebuild a denoiser (random weights) from its family name and config."""
+    try:
+        cls = FAMILIES[family]
+    except KeyError:
+        raise ValueError(f"unknown model family {family!r}; known: {sorted(FAMILIES)}") from None
+    return cls.from_config(config)
+
+
+# -- building new models with sensible sizes ------------------------------------------------------
+def _levels(image_size: int, widths: tuple[int, ...]) -> tuple[int, ...]:
+    """Drop the deepest levels until every downsampling halves the image exactly."""
+    while len(widths) > 1 and image_size % (2 ** (len(widths) - 1)):
+        widths = widths[:-1]
+    return widths
+
+
+def _diffusers_unet(image_size, in_channels, out_channels, widths, attention, layers_per_block,
+                    num_class_embeds=None) -> UNet2DModel:
+    widths = _levels(image_size, tuple(widths))
+    attention = tuple(attention)[:len(widths)]
+    down = tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in attention)
+    up = tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attention))
+    return UNet2DModel(sample_size=image_size, in_channels=in_channels, out_channels=out_channels,
+                       block_out_channels=widths, down_block_types=down, up_block_types=up,
+                       layers_per_block=layers_per_block, num_class_embeds=num_class_embeds,
+                       norm_num_groups=min(8, widths[0]), attention_head_dim=min(32, widths[0]))
+
+
+def build(family: str, *, image_size: int, channels: int, num_classes: int | None,
+          widths: tuple[int, ...] = (32, 64, 64), attention: tuple[bool, ...] = (False, True, True),
+          layers_per_block: int = 2, class_emb_size: int = 4, dropout: float = 0.0) -> Denoiser:
+    """A new, randomly initialised denoiser of ``family`` sized by ``widths`` (channels per level)."""
+    if family == "scratch":
+        widths = _levels(image_size, tuple(widths))
+        base = widths[0]
+        if any(w % base for w in widths):
+            raise ValueError(f"scratch family: widths must be multiples of the first, got {widths}")
+        return ScratchDenoiser(ScratchUNetConfig(
+            image_size=image_size, in_channels=channels, num_classes=num_classes, base_channels=base,
+            channel_mults=tuple(w // base for w in widths), num_res_blocks=layers_per_block,
+            attention=tuple(attention)[:len(widths)], dropout=dropout, groups=min(8, base)))
+    if family in ("unet2d-class", "unet2d-concat") and not num_classes:
+        raise ValueError(f"family {family} is class-conditional: give num_classes")
+    if family == "unet2d-class":
+        return ClassEmbedDenoiser(_diffusers_unet(image_size, channels, channels, widths, attention,
+                                                  layers_per_block, num_class_embeds=num_classes + 1))
+    if family == "unet2d-concat":
+        unet = _diffusers_unet(image_size, channels + class_emb_size, channels, widths, attention, layers_per_block)
+        return ConcatEmbedDenoiser(unet, num_classes, class_emb_size)
+    if family == "unet2d":
+        return UnconditionalDenoiser(_diffusers_unet(image_size, channels, channels, widths, attention, layers_per_block))
+    raise ValueError(f"unknown model family {family!r}; known: {sorted(FAMILIES)}")

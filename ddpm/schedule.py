@@ -1,0 +1,151 @@
+"""Noise schedules, the forward process, and the samplers built on them.
+
+Notation follows Ho et al. (2020): ``beta_t`` is the variance added at step t, ``alpha_t = 1 - beta_t``,
+``abar_t = prod_{s<=t} alpha_s``. Timesteps are 0-based integers in ``[0, T-1]``; ``t = -1`` stands
+for the clean image (``abar_{-1} = 1``). Images live in ``[-1, 1]``, channels first.
+
+The schedule is ours; stepping is delegated to diffusers' schedulers, which we build *from* our
+betas so the two can never disagree.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+
+SAMPLERS = ("ddpm", "ddim", "dpm++")
+SCHEDULE_KINDS = ("linear", "cosine")
+
+
+@dataclass(frozen=True)
+class NoiseSchedule:
+    """A variance schedule over ``num_timesteps`` training steps.
+
+    ``kind="linear"``: betas evenly spaced from ``beta_start`` to ``beta_end`` (DDPM's 1e-4..0.02).
+    ``kind="cosine"``: Nichol & Dhariwal's ``abar(t) = cos^2(((t/T + s) / (1 + s)) * pi/2)``, s=0.008,
+    betas capped at 0.999 (diffusers calls it ``squaredcos_cap_v2``).
+    """
+
+    kind: str = "linear"
+    num_timesteps: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+
+    def __post_init__(self):
+        if self.kind not in SCHEDULE_KINDS:
+            raise ValueError(f"unknown schedule kind {self.kind!r}; choose one of {SCHEDULE_KINDS}")
+        if self.num_timesteps < 2:
+            raise ValueError(f"num_timesteps must be at least 2, got {self.num_timesteps}")
+        if not 0 < self.beta_start < self.beta_end < 1:
+            raise ValueError(f"need 0 < beta_start < beta_end < 1, got {self.beta_start}, {self.beta_end}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> NoiseSchedule:
+        return cls(**{k: d[k] for k in ("kind", "num_timesteps", "beta_start", "beta_end") if k in d})
+
+    # -- the tensors ---------------------------------------------------------------------------
+    @property
+    def betas(self) -> torch.Tensor:
+        """(T,) float32, computed exactly as diffusers does so the two agree bit for bit."""
+        T = self.num_timesteps
+        if self.kind == "linear":
+            return torch.linspace(self.beta_start, self.beta_end, T, dtype=torch.float32)
+
+        def abar(u: float) -> float:
+            return math.cos((u + 0.008) / 1.008 * math.pi / 2) ** 2
+
+        return torch.tensor([min(1 - abar((i + 1) / T) / abar(i / T), 0.999) for i in range(T)],
+                            dtype=torch.float32)
+
+    @property
+    def alphas_cumprod(self) -> torch.Tensor:
+        """(T,) float32 ``abar_t``."""
+        return torch.cumprod(1.0 - self.betas, dim=0)
+
+    def abar(self, t: torch.Tensor | int, like: torch.Tensor) -> torch.Tensor:
+        """``abar_t`` shaped to broadcast against ``like`` (B, C, H, W); t may be an int or (B,)."""
+        table = torch.cat([torch.ones(1), self.alphas_cumprod]).to(like.device)  # index 0 is t = -1
+        t = torch.as_tensor(t, device=like.device, dtype=torch.long)
+        if (t < -1).any() or (t >= self.num_timesteps).any():
+            raise ValueError(f"timestep out of range [-1, {self.num_timesteps - 1}]: {t.tolist()}")
+        a = table[t + 1].to(like.dtype)
+        return a.reshape(-1, *([1] * (like.dim() - 1))) if a.dim() else a
+
+    # -- the forward process and its inversions --------------------------------------------------
+    def q_sample(self, x0: torch.Tensor, t, noise: torch.Tensor) -> torch.Tensor:
+        """``x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps``."""
+        a = self.abar(t, x0)
+        return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+    def predict_x0(self, x_t: torch.Tensor, t, eps: torch.Tensor) -> torch.Tensor:
+        """The clean image implied by a noise estimate: ``(x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)``."""
+        a = self.abar(t, x_t)
+        return (x_t - (1 - a).sqrt() * eps) / a.sqrt()
+
+    def renoise(self, x_s: torch.Tensor, s: int, t: int, noise: torch.Tensor) -> torch.Tensor:
+        """Sample ``q(x_t | x_s)`` for ``t > s``: walk the forward process on from step s to step t."""
+        if t <= s:
+            raise ValueError(f"renoise goes forward in time: need t > s, got s={s}, t={t}")
+        ratio = self.abar(t, x_s) / self.abar(s, x_s)
+        return ratio.sqrt() * x_s + (1 - ratio).sqrt() * noise
+
+    # -- samplers -----------------------------------------------------------------------------
+    def sampler(self, name: str = "ddpm", steps: int | None = None, eta: float = 0.0) -> Sampler:
+        """A fresh sampler ``name`` over ``steps`` steps (default: all T), built on diffusers.
+
+        All use "trailing" spacing, so the first step starts from pure noise at t = T-1 and the last
+        one lands on the clean image, whatever the number of steps. DDPM with fewer than T steps is
+        the strided ancestral sampler (its variance comes from the strided abar's).
+        """
+        if name not in SAMPLERS:
+            raise ValueError(f"unknown sampler {name!r}; choose one of {SAMPLERS}")
+        steps = self.num_timesteps if steps is None else int(steps)
+        if not 1 <= steps <= self.num_timesteps:
+            raise ValueError(f"steps must be between 1 and {self.num_timesteps}, got {steps}")
+        common = dict(num_train_timesteps=self.num_timesteps, trained_betas=self.betas.numpy(),
+                      timestep_spacing="trailing", prediction_type="epsilon")
+        step_kwargs = {}
+        if name == "ddpm":
+            scheduler = DDPMScheduler(**common, clip_sample=True, variance_type="fixed_small")
+        elif name == "ddim":
+            if not 0.0 <= eta <= 1.0:
+                raise ValueError(f"DDIM eta must be in [0, 1], got {eta}")
+            scheduler = DDIMScheduler(**common, clip_sample=True, set_alpha_to_one=True)
+            step_kwargs["eta"] = float(eta)
+        else:
+            scheduler = DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2,
+                                                    lower_order_final=True, final_sigmas_type="zero")
+        scheduler.set_timesteps(steps)
+        return Sampler(name, scheduler, step_kwargs)
+
+
+@dataclass
+class Sampler:
+    """A diffusers scheduler set to its timesteps, with the keyword arguments its ``step`` needs.
+
+    Only ``step`` touches the scheduler; it never calls a model. DPM-Solver++ keeps a history of
+    past model outputs, so it can only walk down the timesteps once, in order.
+    """
+
+    name: str
+    scheduler: object
+    step_kwargs: dict
+
+    @property
+    def timesteps(self) -> list[int]:
+        """The model timesteps, noisiest first."""
+        return [int(t) for t in self.scheduler.timesteps]
+
+    @property
+    def can_jump_back(self) -> bool:
+        """Whether steps may be interleaved with jumps back up in noise (RePaint resampling)."""
+        return self.name in ("ddpm", "ddim")
+
+    def step(self, eps: torch.Tensor, t: int, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """One step from timestep t to the next one down: returns x_{t_next}."""
+        return self.scheduler.step(eps, t, x, generator=generator, **self.step_kwargs).prev_sample

@@ -1,0 +1,305 @@
+"""Training with accelerate: the same script runs on this CPU and, unchanged, under
+``accelerate launch`` on several GPUs.
+
+Objective: the simple DDPM loss ``|| eps - eps_theta(sqrt(abar_t) x0 + sqrt(1-abar_t) eps, t, y) ||^2``
+with t uniform over [0, T-1] and y replaced by the null label with probability ``p_uncond`` (so
+one network learns both the conditional and the unconditional estimate classifier-free guidance
+needs). AdamW, warmup + cosine learning rate, EMA weights, gradient clipping.
+
+Everything lives under ``out_dir``: ``state/`` (resumable: weights, EMA, optimizer, step, losses),
+``samples/step_XXXXXXX.png`` grids, ``loss.png`` and, at the end, ``final/`` (a ddpm checkpoint of
+the EMA weights with config and model card). Re-running the same command resumes.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .checkpoint import DiffusionModel
+from .models import build
+from .schedule import NoiseSchedule
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass
+class TrainConfig:
+    name: str = "model"
+    dataset: str = "mnist"
+    family: str = "scratch"
+    widths: tuple[int, ...] = (32, 64, 64)
+    attention: tuple[bool, ...] = (False, True, True)
+    layers_per_block: int = 2
+    class_emb_size: int = 4
+    dropout: float = 0.0
+    schedule: str = "linear"
+    num_timesteps: int = 1000
+    steps: int = 20000
+    batch_size: int = 128
+    lr: float = 2e-3
+    warmup: int = 500
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    p_uncond: float = 0.1
+    balance_classes: bool = False
+    mixed_precision: str = "no"        # "no", "bf16" or "fp16" (accelerate's names)
+    seed: int = 0
+    log_every: int = 50
+    sample_every: int = 2000
+    checkpoint_every: int = 500
+    checkpoint_minutes: float = 5.0
+    out_dir: str = ""                  # default: runs/<name>
+    data_root: str = ""                # default: ddpm.data.data_root()
+    max_train_images: int = 0          # 0: all (tests use a handful)
+
+    def __post_init__(self):
+        self.widths = tuple(self.widths)
+        self.attention = tuple(self.attention)
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch_size must be positive")
+        if not 0 <= self.p_uncond < 1:
+            raise ValueError(f"p_uncond must be in [0, 1), got {self.p_uncond}")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ValueError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out_dir or Path("runs") / self.name)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides) -> TrainConfig:
+        """Read a TOML config (a bare name means ``ddpm/configs/<name>.toml``); overrides win."""
+        path = Path(path)
+        if not path.exists() and (CONFIG_DIR / f"{path.name}.toml").exists():
+            path = CONFIG_DIR / f"{path.name}.toml"
+        if not path.exists():
+            known = ", ".join(p.stem for p in sorted(CONFIG_DIR.glob("*.toml")))
+            raise FileNotFoundError(f"no training config {str(path)!r}; bundled ones: {known}")
+        try:
+            values = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as err:
+            raise ValueError(f"{path} is not valid TOML: {err}") from None
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"{path}: unknown setting(s) {sorted(unknown)}")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _atomic_dir_write(target: Path, write) -> None:
+    """Write a folder via a temporary sibling and a rename, so a kill never leaves half a checkpoint."""
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write(tmp)
+    old = target.with_name(target.name + ".old")
+    if target.exists():
+        target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+class Trainer:
+    """Owns the model, EMA, optimizer and data; ``fit()`` trains to ``config.steps`` and exports."""
+
+    def __init__(self, config: TrainConfig, images: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                 class_names: list[str] | None = None):
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+        from diffusers.optimization import get_cosine_schedule_with_warmup
+        from diffusers.training_utils import EMAModel
+
+        self.config = c = config
+        self.accelerator = Accelerator(mixed_precision=c.mixed_precision)
+        set_seed(c.seed)
+        if images is None:
+            from . import data as datasets
+            imageset = datasets.load(c.dataset, "train", Path(c.data_root) if c.data_root else None)
+            images, labels, class_names = imageset.images, imageset.labels, list(imageset.class_names)
+        if c.max_train_images:
+            images, labels = images[:c.max_train_images], labels[:c.max_train_images]
+        self.images, self.labels, self.class_names = images, labels.long(), class_names
+        self.schedule = NoiseSchedule(c.schedule, c.num_timesteps)
+        self.model = build(c.family, image_size=images.shape[-1], channels=images.shape[1],
+                           num_classes=len(class_names), widths=c.widths, attention=c.attention,
+                           layers_per_block=c.layers_per_block, class_emb_size=c.class_emb_size, dropout=c.dropout)
+        self.ema = EMAModel(self.model.parameters(), decay=c.ema_decay, use_ema_warmup=True, power=3 / 4)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+        self.lr_schedule = get_cosine_schedule_with_warmup(self.optimizer, c.warmup, c.steps)
+        self.step, self.elapsed, self.losses = 0, 0.0, []  # losses: [step, mean loss] per log_every
+        self._resume()
+        self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
+        self.ema.to(self.accelerator.device)
+
+    # -- data -------------------------------------------------------------------------------------
+    def _batches(self):
+        """Endless shuffled batches of (x0 in [-1, 1], labels); class-balanced if configured."""
+        c = self.config
+        g = torch.Generator().manual_seed(c.seed * 100003 + self.step)  # resume gets a fresh, fixed stream
+        if c.balance_classes:
+            counts = torch.bincount(self.labels, minlength=len(self.class_names)).float()
+            weights = (1.0 / counts.clamp(min=1))[self.labels]
+        n = len(self.labels)
+        while True:
+            if c.balance_classes:
+                idx = torch.multinomial(weights, n, replacement=True, generator=g)
+            else:
+                idx = torch.randperm(n, generator=g)
+            for i in range(0, n - c.batch_size + 1, c.batch_size):
+                b = idx[i:i + c.batch_size]
+                yield self.images[b].float() / 127.5 - 1.0, self.labels[b], g
+
+    # -- one step ---------------------------------------------------------------------------------
+    def loss(self, x0: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        device = self.accelerator.device
+        B = x0.shape[0]
+        t = torch.randint(0, self.schedule.num_timesteps, (B,), generator=g)
+        noise = torch.randn(x0.shape, generator=g)
+        drop = torch.rand(B, generator=g) < self.config.p_uncond
+        labels = torch.where(drop, torch.full_like(labels, len(self.class_names)), labels)
+        x_t = self.schedule.q_sample(x0, t, noise)
+        with self.accelerator.autocast():
+            pred = self.model(x_t.to(device), t.to(device), labels.to(device))
+        return F.mse_loss(pred.float(), noise.to(device))
+
+    def fit(self) -> Path:
+        c, acc = self.config, self.accelerator
+        self.model.train()
+        batches = self._batches()
+        last_save, window = time.time(), []
+        bar = tqdm(total=c.steps, initial=self.step, desc=c.name, disable=not acc.is_main_process,
+                   mininterval=5)
+        while self.step < c.steps:
+            t0 = time.time()
+            x0, labels, g = next(batches)
+            loss = self.loss(x0, labels, g)
+            acc.backward(loss)
+            if c.grad_clip:
+                acc.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+            self.optimizer.step()
+            self.lr_schedule.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.ema.step(self.model.parameters())
+            self.step += 1
+            self.elapsed += time.time() - t0
+            window.append(loss.item())
+            if not math.isfinite(window[-1]):
+                raise FloatingPointError(f"loss became {window[-1]} at step {self.step}; lower lr")
+            if self.step % c.log_every == 0 or self.step == c.steps:
+                self.losses.append([self.step, sum(window) / len(window)])
+                bar.set_postfix(loss=f"{self.losses[-1][1]:.4f}", lr=f"{self.lr_schedule.get_last_lr()[0]:.2e}")
+                window = []
+            bar.update(1)
+            if acc.is_main_process and (self.step % c.checkpoint_every == 0 or
+                                        time.time() - last_save > 60 * c.checkpoint_minutes):
+                self.save_state()
+                last_save = time.time()
+            if acc.is_main_process and c.sample_every and self.step % c.sample_every == 0:
+                self.write_progress()
+        bar.close()
+        if acc.is_main_process:
+            self.save_state()
+            self.write_progress()
+            return self.export()
+        return c.run_dir / "final"
+
+    # -- saving -----------------------------------------------------------------------------------
+    def save_state(self) -> None:
+        from safetensors.torch import save_model
+
+        model = self.accelerator.unwrap_model(self.model)
+
+        def write(folder: Path):
+            save_model(model, str(folder / "model.safetensors"))
+            torch.save(self.optimizer.state_dict(), folder / "optimizer.pt")
+            torch.save(self.lr_schedule.state_dict(), folder / "lr_schedule.pt")
+            torch.save(self.ema.state_dict(), folder / "ema.pt")
+            (folder / "train_state.json").write_text(json.dumps(
+                {"step": self.step, "elapsed_s": self.elapsed, "losses": self.losses,
+                 "config": asdict(self.config)}, indent=1))
+
+        _atomic_dir_write(self.config.run_dir / "state", write)
+
+    def _resume(self) -> None:
+        from safetensors.torch import load_model
+
+        state = self.config.run_dir / "state"
+        if not (state / "train_state.json").is_file():
+            return
+        info = json.loads((state / "train_state.json").read_text())
+        load_model(self.model, str(state / "model.safetensors"))
+        # our own files, written by save_state; weights_only refuses anything but tensors and containers
+        self.optimizer.load_state_dict(torch.load(state / "optimizer.pt", weights_only=True))
+        self.lr_schedule.load_state_dict(torch.load(state / "lr_schedule.pt", weights_only=True))
+        self.ema.load_state_dict(torch.load(state / "ema.pt", weights_only=True))
+        self.step, self.elapsed, self.losses = info["step"], info["elapsed_s"], info["losses"]
+        print(f"resumed {self.config.name} at step {self.step} ({self.elapsed / 60:.1f} min trained)")
+
+    def ema_model(self) -> DiffusionModel:
+        """A DiffusionModel holding a copy of the EMA weights (the training model is untouched)."""
+        import copy
+
+        denoiser = copy.deepcopy(self.accelerator.unwrap_model(self.model)).eval()
+        self.ema.copy_to(denoiser.parameters())
+        c = self.config
+        meta = {"training": {"steps": self.step, "train_seconds": round(self.elapsed, 1),
+                             "batch_size": c.batch_size, "lr": c.lr, "ema_decay": c.ema_decay,
+                             "p_uncond": c.p_uncond, "mixed_precision": c.mixed_precision,
+                             "device": str(self.accelerator.device), "seed": c.seed,
+                             "train_images": len(self.labels)}}
+        return DiffusionModel(denoiser, self.schedule, list(self.class_names), c.dataset, name=c.name, meta=meta)
+
+    def write_progress(self) -> None:
+        """A sample grid (one row per class, EMA weights) and the loss curve, as PNGs."""
+        from . import recipes
+        from .images import save_grid
+
+        model = self.ema_model()
+        per_class = 8
+        classes = model.class_names[:16]
+        labels = [name for name in classes for _ in range(per_class)]
+        x = recipes.generate(model, labels, settings=recipes.Settings(steps=20, guidance=2.0, seed=0)).run()
+        out = self.config.run_dir / "samples"
+        out.mkdir(parents=True, exist_ok=True)
+        save_grid(x, out / f"step_{self.step:07d}.png", nrow=per_class)
+        save_loss_curve(self.losses, self.config.run_dir / "loss.png", title=self.config.name)
+
+    def export(self) -> Path:
+        """Write the EMA weights as a ddpm checkpoint to ``<run_dir>/final``."""
+        from .card import model_card
+
+        model = self.ema_model()
+        folder = self.config.run_dir / "final"
+        model.save(folder, card=model_card(model))
+        return folder
+
+
+def save_loss_curve(losses: list, path: Path, title: str = "") -> None:
+    if not losses:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps, values = zip(*losses)
+    fig, ax = plt.subplots(figsize=(5, 3), dpi=100)
+    ax.plot(steps, values, lw=1)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("MSE on the noise")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
