@@ -1,0 +1,138 @@
+"""Training steps, resumable state, export, and the command line on tiny models (CPU, seconds)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import ddpm
+from ddpm.cli import main
+from ddpm.train import TrainConfig, Trainer
+
+TINY = dict(widths=(8, 16), attention=(False, True), layers_per_block=1, batch_size=8, lr=1e-3, warmup=1,
+            sample_every=0, log_every=1, checkpoint_every=10**6, checkpoint_minutes=1e6)
+
+
+def _toy_data(n=32, size=8, channels=1, classes=3, seed=0):
+    """Class c is a bright square in a class-specific place: learnable in a few steps."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, classes, (n,), generator=g)
+    images = torch.zeros(n, channels, size, size, dtype=torch.uint8)
+    for i, c in enumerate(labels.tolist()):
+        images[i, :, 2 * c:2 * c + 3, 1:5] = 255
+    return images, labels, [f"c{k}" for k in range(classes)]
+
+
+@pytest.mark.parametrize("family", ["scratch", "unet2d-class", "unet2d-concat"])
+def test_two_training_steps_give_a_finite_loss_and_move_the_weights(tmp_path, family):
+    images, labels, names = _toy_data()
+    trainer = Trainer(TrainConfig(name="toy", family=family, steps=2, out_dir=str(tmp_path / "run"), **TINY),
+                      images, labels, names)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    folder = trainer.fit()
+    assert trainer.step == 2
+    assert all(np.isfinite(loss) for _, loss in trainer.losses)
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
+    model = ddpm.load(folder)
+    assert model.class_names == names and model.denoiser.family == family
+    assert json.loads((folder / "config.json").read_text())["training"]["steps"] == 2
+    assert (folder / "README.md").read_text().startswith("# toy")
+
+
+def test_loss_falls_on_a_learnable_toy_set(tmp_path):
+    images, labels, names = _toy_data(n=64)
+    config = TrainConfig(name="toy", family="scratch", steps=60, out_dir=str(tmp_path / "run"),
+                         **{**TINY, "lr": 3e-3, "batch_size": 16})
+    trainer = Trainer(config, images, labels, names)
+    trainer.fit()
+    first = np.mean([loss for _, loss in trainer.losses[:10]])
+    last = np.mean([loss for _, loss in trainer.losses[-10:]])
+    assert last < 0.7 * first, (first, last)
+
+
+def test_training_resumes_from_its_saved_state(tmp_path):
+    images, labels, names = _toy_data()
+    config = TrainConfig(name="toy", family="scratch", steps=3, out_dir=str(tmp_path / "run"), **TINY)
+    first = Trainer(config, images, labels, names)
+    first.fit()
+    state = tmp_path / "run" / "state"
+    assert json.loads((state / "train_state.json").read_text())["step"] == 3
+    config.steps = 5
+    second = Trainer(config, images, labels, names)
+    assert second.step == 3
+    for a, b in zip(first.accelerator.unwrap_model(first.model).parameters(), second.model.parameters()):
+        assert torch.equal(a, b)
+    second.fit()
+    assert second.step == 5 and len(second.losses) == 5
+
+
+def test_config_files_are_validated(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\nsteppz = 3\n')
+    with pytest.raises(ValueError, match="unknown setting"):
+        TrainConfig.from_file(bad)
+    with pytest.raises(FileNotFoundError, match="bundled ones: .*mnist"):
+        TrainConfig.from_file(tmp_path / "missing.toml")
+    assert TrainConfig.from_file("mnist", steps=7).steps == 7  # bundled config by name, with an override
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    denoiser = ddpm.build("scratch", image_size=8, channels=1, num_classes=3, widths=(8, 16),
+                          attention=(False, True), layers_per_block=1)
+    model = ddpm.DiffusionModel(denoiser, ddpm.NoiseSchedule(), ["cat", "dog", "owl"], "toy", name="tiny")
+    return model.save(tmp_path_factory.mktemp("ckpt") / "tiny")
+
+
+def test_cli_sample_writes_the_documented_npz(tmp_path, tiny_checkpoint):
+    out = tmp_path / "s.npz"
+    assert main(["sample", "--model", str(tiny_checkpoint), "--labels", "dog,0,owl", "--steps", "3",
+                 "--sampler", "ddim", "--guidance", "2", "--seed", "5", "--out", str(out)]) == 0
+    data = np.load(out)
+    assert data["images"].dtype == np.float32 and data["images"].shape == (3, 8, 8)
+    assert 0 <= data["images"].min() and data["images"].max() <= 1
+    assert data["labels"].tolist() == [1, 0, 2]
+    again = tmp_path / "t.npz"
+    main(["sample", "--model", str(tiny_checkpoint), "--labels", "dog,0,owl", "--steps", "3", "--sampler", "ddim",
+          "--guidance", "2", "--seed", "5", "--out", str(again)])
+    assert np.array_equal(np.load(again)["images"], data["images"])  # same settings, same images
+
+
+def test_cli_sample_per_class_png_and_batches(tmp_path, tiny_checkpoint):
+    out = tmp_path / "grid.png"
+    assert main(["sample", "--model", str(tiny_checkpoint), "--per-class", "2", "--steps", "2", "--batch", "4",
+                 "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    npz = tmp_path / "pc.npz"
+    main(["sample", "--model", str(tiny_checkpoint), "--per-class", "2", "--steps", "2", "--out", str(npz)])
+    assert np.load(npz)["labels"].tolist() == [0, 0, 1, 1, 2, 2]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--labels", "zebra"], "unknown class 'zebra'"),
+    (["--labels", "1", "--steps", "5000"], "steps must be between 1 and 1000"),
+    (["--labels", "1", "--guidance", "1e9"], "guidance must be between"),
+    (["--labels", "1", "--out-suffix", ".jpg"], "--out must end in .npz or .png"),
+])
+def test_cli_sample_bad_inputs_give_clear_errors(tmp_path, tiny_checkpoint, capsys, argv, message):
+    suffix = ".npz"
+    if "--out-suffix" in argv:
+        suffix = argv[-1]
+        argv = argv[:-2]
+    code = main(["sample", "--model", str(tiny_checkpoint), *argv, "--out", str(tmp_path / f"x{suffix}")])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_sample_missing_model_is_a_clear_error(tmp_path, capsys):
+    assert main(["sample", "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "x.npz")]) == 2
+    assert "no model" in capsys.readouterr().err
+
+
+def test_cli_rejects_negative_numbers_before_loading(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["sample", "--model", "x", "--steps", "-3", "--out", str(tmp_path / "x.npz")])
+    assert "positive integer" in capsys.readouterr().err
