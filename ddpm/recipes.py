@@ -42,6 +42,8 @@ class Settings:
             raise ValueError(f"steps must be a positive integer, got {self.steps!r}")
         if not 0 <= self.guidance <= MAX_GUIDANCE:
             raise ValueError(f"guidance must be between 0 and {MAX_GUIDANCE}, got {self.guidance}")
+        if not 0 <= self.eta <= 1:
+            raise ValueError(f"eta must be between 0 (deterministic DDIM) and 1 (DDPM-like noise), got {self.eta}")
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         resolve_dtype(self.dtype)
