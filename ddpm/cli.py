@@ -204,10 +204,18 @@ def _evaluate_parser(sub):
     p.set_defaults(run=evaluate.run)
 
 
+def _bench_parser(sub):
+    from . import bench
+
+    p = sub.add_parser("bench", help="measure sampling speed: eager vs compiled, float32 vs bfloat16")
+    bench.add_arguments(p)
+    p.set_defaults(run=bench.run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ddpm", description="Class-conditioned diffusion models.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_sample_parser, _train_parser, _data_parser, _evaluate_parser, _models_parser):
+    for add in (_sample_parser, _train_parser, _data_parser, _evaluate_parser, _models_parser, _bench_parser):
         add(sub)
     return parser
 

@@ -32,7 +32,8 @@ class Denoiser(nn.Module):
     channels: int
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | int, labels: torch.Tensor | None = None) -> torch.Tensor:
-        t = torch.as_tensor(t, device=x.device, dtype=torch.long).expand(x.shape[0])
+        if not (isinstance(t, torch.Tensor) and t.shape == (x.shape[0],)):
+            t = torch.as_tensor(t, device=x.device, dtype=torch.long).expand(x.shape[0])
         if self.num_classes is None:
             labels = None
         elif labels is None:

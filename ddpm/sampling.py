@@ -105,16 +105,19 @@ def noise_estimate(denoiser: Denoiser, labels: torch.Tensor | None = None, guida
     ``labels`` (B,) may contain the null label (those rows get the unconditional estimate).
     ``forward`` replaces ``denoiser`` for the call itself (e.g. a ``torch.compile``d copy).
     """
-    forward = forward or denoiser
+    forward = forward if forward is not None else denoiser
     conditional = labels is not None and denoiser.num_classes is not None
 
     def eps_fn(x: torch.Tensor, t: int) -> torch.Tensor:
+        rows = x.shape[0] * (2 if conditional else 1)
+        # t as a tensor, not a Python int: a compiled forward would otherwise recompile for every t
+        t_rows = torch.full((rows,), int(t), dtype=torch.long, device=x.device)
         with autocast(x.device, dtype):
             if not conditional:
-                return forward(x, t, None).float()
+                return forward(x, t_rows, None).float()
             y = labels.to(x.device)
             null = torch.full_like(y, denoiser.num_classes)
-            eps_cond, eps_null = forward(torch.cat([x, x]), t, torch.cat([y, null])).float().chunk(2)
+            eps_cond, eps_null = forward(torch.cat([x, x]), t_rows, torch.cat([y, null])).float().chunk(2)
         return eps_null + guidance * (eps_cond - eps_null)
 
     return eps_fn
