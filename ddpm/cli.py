@@ -139,6 +139,8 @@ def _train_parser(sub):
             p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=scalar_types[f.type], default=None,
                            help=f"override {f.name}")
     p.add_argument("--export-to", help="also copy the final checkpoint folder here (e.g. checkpoints/mnist)")
+    p.add_argument("--export-now", action="store_true",
+                   help="do not train: export the EMA weights of the saved state as they are (a snapshot)")
     p.set_defaults(run=cmd_train)
 
 
@@ -150,7 +152,13 @@ def cmd_train(args) -> int:
 
     overrides = {f.name: getattr(args, f.name, None) for f in fields(TrainConfig)}
     config = TrainConfig.from_file(args.config, **overrides)
-    final = Trainer(config).fit()
+    trainer = Trainer(config)
+    if args.export_now:
+        if trainer.step == 0:
+            raise ValueError(f"{config.run_dir / 'state'} holds no training state to export")
+        final = trainer.export()
+    else:
+        final = trainer.fit()
     print(f"final checkpoint: {final}")
     if args.export_to:
         shutil.copytree(final, args.export_to, dirs_exist_ok=True)

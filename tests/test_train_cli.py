@@ -136,3 +136,24 @@ def test_cli_rejects_negative_numbers_before_loading(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["sample", "--model", "x", "--steps", "-3", "--out", str(tmp_path / "x.npz")])
     assert "positive integer" in capsys.readouterr().err
+
+
+def test_cli_train_from_a_toml_then_export_a_snapshot(tmp_path, capsys):
+    from ddpm.data import write_split_npz
+
+    images, labels, _ = _toy_data(n=16, size=28, classes=10)
+    names = [str(k) for k in range(10)]  # the loader checks shapes and classes against mnist's
+    write_split_npz(tmp_path / "data" / "mnist" / "train.npz", images.numpy(), labels.numpy(), names)
+    config = tmp_path / "toy.toml"
+    config.write_text(f'name = "toy"\ndataset = "mnist"\nfamily = "scratch"\nwidths = [8, 16]\n'
+                      f'attention = [false, true]\nlayers_per_block = 1\nbatch_size = 8\nsteps = 2\n'
+                      f'sample_every = 0\nout_dir = "{tmp_path / "run"}"\ndata_root = "{tmp_path / "data"}"\n')
+    assert main(["train", str(config)]) == 0
+    snapshot = tmp_path / "snapshot"
+    assert main(["train", str(config), "--export-now", "--export-to", str(snapshot)]) == 0
+    model = ddpm.load(snapshot)
+    assert model.class_names == names and model.meta["training"]["steps"] == 2
+    fresh = tmp_path / "fresh.toml"
+    fresh.write_text(config.read_text().replace(str(tmp_path / "run"), str(tmp_path / "other")))
+    assert main(["train", str(fresh), "--export-now"]) == 2
+    assert "holds no training state" in capsys.readouterr().err
