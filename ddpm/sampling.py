@@ -12,7 +12,7 @@ estimate and the predicted x0, which is what recorders, previews and progress ba
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -49,6 +49,7 @@ class Job:
     plan: list[int]                  # timesteps, noisiest first, ending at -1
     generator: torch.Generator
     project: Projection | None = None  # applied to x_next after each move (inpainting)
+    started: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self):
         if len(self.plan) < 1 or self.plan[-1] != -1:
@@ -76,7 +77,13 @@ class Job:
 
 @torch.inference_mode()
 def iterate(job: Job) -> Iterator[Step]:
-    """The sampling loop. Yields a ``Step`` after every model step; the last x_next is the result."""
+    """The sampling loop. Yields a ``Step`` after every model step; the last x_next is the result.
+
+    A Job runs once: its generator and sampler (DPM-Solver++ keeps a history) are spent by the run.
+    """
+    if job.started:
+        raise RuntimeError("this Job has already run: build a new one with the recipe (same seed, same images)")
+    job.started = True
     x, total, index = job.x, job.num_model_steps, 0
     for t, t_next in zip(job.plan, job.plan[1:]):
         if t_next > t:  # jump back up in noise: sample q(x_{t_next} | x_t), no model call

@@ -576,3 +576,11 @@ def test_more_steps_than_the_schedule_has_is_an_error(tiny_model):
     with pytest.raises(ValueError, match="steps must be between 1 and 50"):
         ddpm.generate(model, ["one"], settings=ddpm.Settings(steps=51))
     ddpm.generate(model, ["one"], settings=ddpm.Settings(steps=50))  # the full chain is fine
+
+
+def test_a_job_runs_only_once(tiny_model):
+    model = tiny_model("scratch")
+    job = ddpm.generate(model, [0], settings=ddpm.Settings(steps=2))
+    job.run()
+    with pytest.raises(RuntimeError, match="already run"):
+        job.run()
