@@ -7,6 +7,7 @@ import io
 import os
 import pickle
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,15 @@ import torch
 from PIL import Image, ImageFont
 
 from ddpm import data
+from ddpm.data import formats
+from ddpm.data.downloads import run_command
+from ddpm.data.emoji import emoji_png_to_rgb, select_base_emoji, split_per_class
+from ddpm.data.fashion import convert_fashion_idx
+from ddpm.data.fonts import FontFace, is_symbol_face, style_rank
+from ddpm.data.formats import load_numpy_pickle, read_idx, write_split_npz
+from ddpm.data.glyphs import RENDER_SIZE, alphabet_problem, augment_glyph, fit_glyph, render_letters, to_uint8
+from ddpm.data.letters import glyph_samples, split_font_groups
+from ddpm.data.mnist import convert_mnist_pickle, mnist_floats_to_uint8
 
 
 # ---------------------------------------------------------------- catalogue
@@ -44,7 +54,7 @@ def test_data_root_honours_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("DDPM_DATA", str(tmp_path))
     assert data.data_root() == tmp_path
     monkeypatch.delenv("DDPM_DATA")
-    assert data.data_root() == data.Path(data.__file__).resolve().parent.parent / "data"
+    assert data.data_root() == Path(data.__file__).resolve().parents[2] / "data"  # <repo>/data
 
 
 # ---------------------------------------------------------------- value ranges
@@ -77,14 +87,14 @@ def _pickle_protocol3(obj) -> bytes:
 def test_restricted_unpickler_loads_numpy_array_pickles():
     x = (np.arange(12, dtype=np.float32).reshape(3, 4) / 256, np.array([1, 2, 3], dtype=np.int64))
     blob = _pickle_protocol3(((x[0], x[1]), (x[0][:1], x[1][:1])))
-    loaded = data.load_numpy_pickle(io.BytesIO(blob))
+    loaded = load_numpy_pickle(io.BytesIO(blob))
     np.testing.assert_array_equal(loaded[0][0], x[0])
     assert loaded[0][1].dtype == np.int64
 
     # Pickles written by numpy 1.x (like the MNIST one) name numpy.core.multiarray.
     old_style = blob.replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
     assert old_style != blob
-    np.testing.assert_array_equal(data.load_numpy_pickle(io.BytesIO(old_style))[0][0], x[0])
+    np.testing.assert_array_equal(load_numpy_pickle(io.BytesIO(old_style))[0][0], x[0])
 
 
 class _Exploit:
@@ -99,12 +109,12 @@ def test_restricted_unpickler_refuses_code_execution(tmp_path):
     marker = tmp_path / "pwned"
     blob = pickle.dumps((np.zeros(3), _Exploit(marker)), protocol=3)
     with pytest.raises(pickle.UnpicklingError, match="system"):
-        data.load_numpy_pickle(io.BytesIO(blob))
+        load_numpy_pickle(io.BytesIO(blob))
     assert not marker.exists()
     # Harmless-looking but non-array globals are refused as well.
     for obj in (eval, getattr, np.load):
         with pytest.raises(pickle.UnpicklingError):
-            data.load_numpy_pickle(io.BytesIO(pickle.dumps(obj, protocol=3)))
+            load_numpy_pickle(io.BytesIO(pickle.dumps(obj, protocol=3)))
 
 
 def test_mnist_floats_convert_back_to_exact_pixels():
@@ -112,18 +122,18 @@ def test_mnist_floats_convert_back_to_exact_pixels():
     pixels = rng.integers(0, 256, size=(5, 784)).astype(np.uint8)
     pixels[0, :3] = [0, 255, 128]
     floats = (pixels.astype(np.float32) / 256).astype(np.float32)
-    out = data.mnist_floats_to_uint8(floats)
+    out = mnist_floats_to_uint8(floats)
     assert out.dtype == np.uint8 and out.shape == (5, 1, 28, 28)
     np.testing.assert_array_equal(out.reshape(5, 784), pixels)
     with pytest.raises(ValueError):
-        data.mnist_floats_to_uint8(floats + 0.3 / 256)  # not multiples of 1/256
+        mnist_floats_to_uint8(floats + 0.3 / 256)  # not multiples of 1/256
 
 
 def test_convert_mnist_pickle_joins_train_and_valid():
     def part(n, label):
         return (np.full((n, 784), 1 / 256, np.float32), np.full(n, label, np.int64))
 
-    splits = data.convert_mnist_pickle((part(4, 1), part(2, 2), part(3, 3)))
+    splits = convert_mnist_pickle((part(4, 1), part(2, 2), part(3, 3)))
     assert splits["train"][0].shape == (6, 1, 28, 28)
     assert splits["train"][1].tolist() == [1, 1, 1, 1, 2, 2]
     assert splits["test"][0].shape == (3, 1, 28, 28) and splits["test"][1].dtype == np.int64
@@ -142,19 +152,19 @@ def test_read_idx_parses_images_and_labels():
     images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
     labels = np.array([7, 9], dtype=np.uint8)
     assert len(_idx_bytes(images)) - images.size == 16 and len(_idx_bytes(labels)) - labels.size == 8
-    np.testing.assert_array_equal(data.read_idx(_idx_bytes(images), 3), images)
-    np.testing.assert_array_equal(data.read_idx(_idx_bytes(labels), 1), labels)
+    np.testing.assert_array_equal(read_idx(_idx_bytes(images), 3), images)
+    np.testing.assert_array_equal(read_idx(_idx_bytes(labels), 1), labels)
 
 
 def test_read_idx_rejects_bad_magic_and_truncation():
     blob = bytearray(_idx_bytes(np.zeros((2, 3, 4), np.uint8)))
     with pytest.raises(ValueError, match="magic"):
-        data.read_idx(bytes(blob), 1)  # label reader given an image file
+        read_idx(bytes(blob), 1)  # label reader given an image file
     blob[2] = 0x0D  # float type code
     with pytest.raises(ValueError, match="magic"):
-        data.read_idx(bytes(blob), 3)
+        read_idx(bytes(blob), 3)
     with pytest.raises(ValueError, match="bytes"):
-        data.read_idx(_idx_bytes(np.zeros((2, 3, 4), np.uint8))[:-1], 3)
+        read_idx(_idx_bytes(np.zeros((2, 3, 4), np.uint8))[:-1], 3)
 
 
 def test_convert_fashion_idx_reads_gzipped_files(tmp_path):
@@ -164,7 +174,7 @@ def test_convert_fashion_idx_reads_gzipped_files(tmp_path):
             gzip.compress(_idx_bytes(rng.integers(0, 256, (n, 28, 28)))))
         (tmp_path / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(
             gzip.compress(_idx_bytes(np.arange(n) % 10)))
-    splits = data.convert_fashion_idx(tmp_path)
+    splits = convert_fashion_idx(tmp_path)
     assert splits["train"][0].shape == (5, 1, 28, 28) and splits["train"][0].dtype == np.uint8
     assert splits["test"][1].tolist() == [0, 1] and splits["test"][1].dtype == np.int64
 
@@ -193,7 +203,7 @@ def _bbox_size(img: np.ndarray, threshold=0.0) -> tuple[int, int]:
 
 @pytest.mark.parametrize("shape", [(90, 50), (40, 100), (60, 60)])
 def test_fit_glyph_centres_mass_and_fits_the_box(shape):
-    out = data.fit_glyph(_l_shape(*shape))
+    out = fit_glyph(_l_shape(*shape))
     assert out.shape == (28, 28) and out.dtype == np.float32
     assert 0.0 <= out.min() and out.max() <= 1.0
     com_y, com_x = _centre_of_mass(out)
@@ -205,14 +215,14 @@ def test_fit_glyph_centres_mass_and_fits_the_box(shape):
 
 
 def test_fit_glyph_of_empty_ink_is_blank():
-    assert data.fit_glyph(np.zeros((10, 10), np.float32)).max() == 0.0
+    assert fit_glyph(np.zeros((10, 10), np.float32)).max() == 0.0
 
 
 def test_augment_glyph_is_seeded_stays_inside_and_keeps_ink():
     glyph = _l_shape()
-    a = data.augment_glyph(glyph, np.random.default_rng(3))
-    b = data.augment_glyph(glyph, np.random.default_rng(3))
-    c = data.augment_glyph(glyph, np.random.default_rng(4))
+    a = augment_glyph(glyph, np.random.default_rng(3))
+    b = augment_glyph(glyph, np.random.default_rng(3))
+    c = augment_glyph(glyph, np.random.default_rng(4))
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     for img in (a, c):
@@ -223,44 +233,44 @@ def test_augment_glyph_is_seeded_stays_inside_and_keeps_ink():
 
 
 def test_glyph_samples_are_clean_then_variants():
-    samples = data.glyph_samples(_l_shape(), 3, np.random.default_rng(0))
+    samples = glyph_samples(_l_shape(), 3, np.random.default_rng(0))
     assert len(samples) == 4 and all(s.dtype == np.uint8 and s.shape == (28, 28) for s in samples)
-    np.testing.assert_array_equal(samples[0], data.to_uint8(data.fit_glyph(_l_shape())))
+    np.testing.assert_array_equal(samples[0], to_uint8(fit_glyph(_l_shape())))
 
 
 def test_render_letters_drops_glyphs_the_font_lacks():
-    font = ImageFont.load_default(size=data.RENDER_SIZE)  # Pillow's built-in Latin face
-    glyphs = data.render_letters(font, ["A", "B", "\u4e2d", " "])  # CJK: .notdef; space: empty
+    font = ImageFont.load_default(size=RENDER_SIZE)  # Pillow's built-in Latin face
+    glyphs = render_letters(font, ["A", "B", "\u4e2d", " "])  # CJK: .notdef; space: empty
     assert glyphs[0] is not None and glyphs[1] is not None
     assert glyphs[0].max() > 0.9 and not np.array_equal(glyphs[0], glyphs[1])
     assert glyphs[2] is None and glyphs[3] is None
-    assert data.alphabet_problem(data.render_letters(font)) is None
+    assert alphabet_problem(render_letters(font)) is None
 
 
 def test_alphabet_problem_flags_missing_and_identical_letters():
     letter = np.ones((5, 5), np.float32)
     other = np.zeros((5, 6), np.float32)
-    assert data.alphabet_problem([letter, other, None]) is None
-    assert "missing" in data.alphabet_problem([letter, None, None, None])
-    assert "identically" in data.alphabet_problem([letter, other, letter.copy()])
+    assert alphabet_problem([letter, other, None]) is None
+    assert "missing" in alphabet_problem([letter, None, None, None])
+    assert "identically" in alphabet_problem([letter, other, letter.copy()])
 
 
 def test_symbol_faces_and_style_ranking():
-    assert data.is_symbol_face("Standard Symbols PS", "Regular")
-    assert data.is_symbol_face("D050000L", "Regular")
-    assert not data.is_symbol_face("Barlow Semi Condensed", "Bold")  # "semICONdensed"
+    assert is_symbol_face("Standard Symbols PS", "Regular")
+    assert is_symbol_face("D050000L", "Regular")
+    assert not is_symbol_face("Barlow Semi Condensed", "Bold")  # "semICONdensed"
     styles = ["Light", "Bold Italic", "Italic", "Regular", "Bold"]
-    assert sorted(styles, key=data.style_rank)[:3] == ["Regular", "Bold", "Italic"]
+    assert sorted(styles, key=style_rank)[:3] == ["Regular", "Bold", "Italic"]
 
 
 def test_font_groups_split_by_first_family_word_deterministically():
     def face(family):
-        return data.FontFace(family=family, style="Regular", data=b"", source="test")
+        return FontFace(family=family, style="Regular", data=b"", source="test")
 
     assert face("Roboto Slab").group == face("Roboto").group == "roboto"
     groups = [f"family{i // 3}" for i in range(300)]  # 100 groups of 3 faces
-    held_out = data.split_font_groups(groups, 0.1)
-    assert held_out == data.split_font_groups(list(reversed(groups)), 0.1)
+    held_out = split_font_groups(groups, 0.1)
+    assert held_out == split_font_groups(list(reversed(groups)), 0.1)
     assert 10 <= len(held_out) <= 11  # ~10% of faces, whole groups only
 
 
@@ -276,7 +286,7 @@ def _rgba_png(size=64) -> bytes:
 
 
 def test_emoji_png_is_composited_on_white_and_resized():
-    rgb = data.emoji_png_to_rgb(_rgba_png())
+    rgb = emoji_png_to_rgb(_rgba_png())
     assert rgb.shape == (3, 32, 32) and rgb.dtype == np.uint8
     assert rgb[:, 0, 0].tolist() == [255, 255, 255]  # transparent -> white, not black
     assert rgb[:, 16, 16].tolist() == [255, 0, 0]
@@ -291,14 +301,14 @@ def test_select_base_emoji_drops_components_and_keeps_order():
         {"image": "tone.png", "category": "Component", "sort_order": 0, "has_img_google": True},
         {"image": "c.png", "category": "Objects", "sort_order": 3, "has_img_google": False},
     ]
-    assert data.select_base_emoji(entries) == [("a.png", 0), ("b.png", 8)]
+    assert select_base_emoji(entries) == [("a.png", 0), ("b.png", 8)]
 
 
 def test_split_per_class_holds_out_about_ten_percent_of_each_class():
     labels = np.repeat(np.arange(3), [50, 20, 7])
-    mask = data.split_per_class(labels, 0.1, seed=0)
+    mask = split_per_class(labels, 0.1, seed=0)
     assert [int(mask[labels == c].sum()) for c in range(3)] == [5, 2, 1]
-    np.testing.assert_array_equal(mask, data.split_per_class(labels, 0.1, seed=0))
+    np.testing.assert_array_equal(mask, split_per_class(labels, 0.1, seed=0))
 
 
 # ---------------------------------------------------------------- files, fetch, load
@@ -306,16 +316,16 @@ def test_split_per_class_holds_out_about_ten_percent_of_each_class():
 
 def test_run_command_failure_reports_command_and_stderr():
     with pytest.raises(RuntimeError) as err:
-        data.run_command([sys.executable, "-c", "import sys; sys.stderr.write('boom-tail'); sys.exit(3)"])
+        run_command([sys.executable, "-c", "import sys; sys.stderr.write('boom-tail'); sys.exit(3)"])
     assert "exit code 3" in str(err.value) and "boom-tail" in str(err.value) and sys.executable in str(err.value)
 
 
 def test_write_split_npz_is_atomic_and_validates(tmp_path):
     path = tmp_path / "x" / "train.npz"
     with pytest.raises(ValueError):
-        data.write_split_npz(path, np.zeros((2, 1, 4, 4), np.uint8), np.array([0, 5]), ["a", "b"])
+        write_split_npz(path, np.zeros((2, 1, 4, 4), np.uint8), np.array([0, 5]), ["a", "b"])
     assert not path.exists() and not list(tmp_path.rglob("*.partial"))
-    data.write_split_npz(path, np.zeros((2, 1, 4, 4), np.uint8), np.array([0, 1]), ["a", "b"])
+    write_split_npz(path, np.zeros((2, 1, 4, 4), np.uint8), np.array([0, 1]), ["a", "b"])
     assert path.exists() and not list(tmp_path.rglob("*.partial"))
 
 
@@ -379,8 +389,8 @@ def test_fetch_skips_an_already_converted_folder(tmp_path, monkeypatch):
     monkeypatch.setitem(data.PIPELINES, "emoji", data.Pipeline(fail, fail))
     names = data.DATASETS["emoji"].class_names
     for split in data.SPLITS:
-        data.write_split_npz(tmp_path / "emoji" / f"{split}.npz", np.zeros((3, 3, 32, 32), np.uint8),
-                             np.array([0, 4, 8]), names)
+        write_split_npz(tmp_path / "emoji" / f"{split}.npz", np.zeros((3, 3, 32, 32), np.uint8),
+                        np.array([0, 4, 8]), names)
     data.fetch(["emoji"], root=tmp_path, log=lambda msg: None)
     emoji = data.load("emoji", "test", root=tmp_path)
     assert emoji.images.shape == (3, 3, 32, 32) and emoji.class_names == list(names)
@@ -390,6 +400,6 @@ def test_fetch_redoes_a_stale_conversion(tmp_path, monkeypatch):
     fake = _FakePipeline()
     monkeypatch.setitem(data.PIPELINES, "fashion", data.Pipeline(fake.download, fake.convert))
     data.fetch(["fashion"], root=tmp_path, log=lambda msg: None)
-    monkeypatch.setattr(data, "FORMAT_VERSION", data.FORMAT_VERSION + 1)
+    monkeypatch.setattr(formats, "FORMAT_VERSION", formats.FORMAT_VERSION + 1)
     data.fetch(["fashion"], root=tmp_path, log=lambda msg: None)
     assert fake.conversions == 2
