@@ -26,12 +26,13 @@ def to_numpy(x: torch.Tensor) -> np.ndarray:
     return (u[:, 0] if u.shape[1] == 1 else u.permute(0, 2, 3, 1)).numpy()
 
 
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(C, H, W) or (B, C, H, W) in [-1, 1] -> uint8 (H, W, 3) / (B, H, W, 3), grey repeated to RGB."""
+def to_uint8(x: torch.Tensor, rgb: bool = True) -> np.ndarray:
+    """(C, H, W) or (B, C, H, W) in [-1, 1] -> uint8 (H, W, 3) / (B, H, W, 3), grey repeated to RGB.
+    ``rgb=False`` keeps one channel for grey images: (H, W, 1) / (B, H, W, 1), a third of the memory."""
     u = to_unit(x)
     if u.dim() == 3:
         u = u[None]
-    if u.shape[1] == 1:
+    if u.shape[1] == 1 and rgb:
         u = u.repeat(1, 3, 1, 1)
     arr = (u.permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
     return arr[0] if x.dim() == 3 else arr
@@ -52,3 +53,317 @@ def save_grid(x: torch.Tensor, path: str | Path, nrow: int = 8, scale: int = 1) 
         g = torch.nn.functional.interpolate(g[None], scale_factor=scale, mode="nearest")[0]
     save_image(g, path)
     return path
+
+
+# -- preparing user images for a model ---------------------------------------------------------------
+# Uploads and sketches arrive as numpy arrays (H, W), (H, W, 1|3|4) or PIL images of any mode and size;
+# the models want (C, H, W) tensors in [-1, 1] that look like their training data.
+MIN_SIDE = 8         # px: smaller "images" (1x1 uploads, empty canvases) carry no picture
+MAX_SIDE = 4096      # px: larger uploads are refused rather than resized for seconds
+GLYPH_BOX = {"mnist": 20, "letters": 20}  # datasets normalised like MNIST: glyph fitted into a 20-px box
+INK_LEVEL = 0.1      # ink (0..1, after inversion) that counts as a stroke when cropping
+LIGHT_BACKGROUND = 0.5  # a border brighter than this on average is paper: invert to white-on-black
+
+
+def _to_pil(image) -> Image.Image:
+    """numpy (H, W), (H, W, 1|2|3|4) of uint8 / bool / uint16 / float in [0, 1], or a PIL image -> PIL."""
+    if isinstance(image, Image.Image):
+        return image
+    if isinstance(image, (str, Path)):
+        try:
+            with Image.open(image) as im:
+                im.load()
+                return im.copy()
+        except (OSError, ValueError) as err:
+            raise ValueError(f"could not read the image {str(image)!r}: {err}") from None
+    if image is None:
+        raise ValueError("no image: upload one, pick an example, or draw")
+    arr = np.asarray(image)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (2, 3, 4)):
+        raise ValueError(f"an image must be shaped (H, W) or (H, W, 1-4 channels), got {arr.shape}")
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8) * 255
+    elif arr.dtype == np.uint16:
+        arr = (arr // 257).astype(np.uint8)
+    elif arr.dtype.kind == "f":
+        if not np.isfinite(arr).all():
+            raise ValueError("the image holds NaN or infinite values")
+        arr = (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    if arr.ndim == 3 and arr.shape[2] == 2:  # grey + alpha
+        arr = np.concatenate([np.repeat(arr[..., :1], 3, 2), arr[..., 1:]], 2)
+    return Image.fromarray(arr)
+
+
+def _check_size(im: Image.Image) -> None:
+    w, h = im.size
+    if min(w, h) < MIN_SIDE:
+        raise ValueError(f"the image is {w}x{h} px: too small to show anything (at least {MIN_SIDE}x{MIN_SIDE})")
+    if max(w, h) > MAX_SIDE:
+        raise ValueError(f"the image is {w}x{h} px: too large (at most {MAX_SIDE} px a side); shrink it first")
+
+
+def _flatten(im: Image.Image) -> Image.Image:
+    """Any PIL mode -> RGB, transparency composited onto white (so RGBA emoji and sketches keep their paper)."""
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16/32-bit greys: stretch to 8 bits
+        arr = np.asarray(im, dtype=np.float32)
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
+        im = Image.fromarray((arr * 255 + 0.5).astype(np.uint8))
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return im.convert("RGB")
+
+
+def _grey_ink(rgb: Image.Image) -> np.ndarray:
+    """RGB -> float (H, W) in [0, 1] as white strokes on black, inverting dark-on-light pictures."""
+    grey = np.asarray(rgb.convert("L"), dtype=np.float32) / 255
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    return 1 - grey if border.mean() > LIGHT_BACKGROUND else grey
+
+
+def _centre_square(im: Image.Image) -> Image.Image:
+    w, h = im.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return im.crop((left, top, left + side, top + side))
+
+
+def _as_tensor(arr: np.ndarray) -> torch.Tensor:
+    """float [0, 1] (H, W) or (H, W, 3) -> (C, H, W) in [-1, 1]."""
+    t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    t = t[None] if t.dim() == 2 else t.permute(2, 0, 1)
+    return from_unit(t.clamp(0, 1))
+
+
+def _resize(arr: np.ndarray, size: int) -> np.ndarray:
+    """float [0, 1] (H, W) -> (size, size) with antialiasing (box filter when shrinking, like area averaging)."""
+    im = Image.fromarray(arr.astype(np.float32))
+    method = Image.Resampling.BOX if im.size[0] >= size else Image.Resampling.BICUBIC
+    return np.clip(np.asarray(im.resize((size, size), method)), 0, 1)
+
+
+def prepare_image(image, model, keep_layout: bool = False) -> torch.Tensor:
+    """An upload (numpy array, PIL image of any mode, or a file path) -> (C, H, W) tensor in [-1, 1]
+    that looks like ``model``'s training data.
+
+    Grayscale models see white strokes on black: a light background is inverted. For MNIST-style data
+    (``GLYPH_BOX``) the picture is cropped to its strokes, fitted into a 20-px box and centred by its
+    centre of mass in the 28-px canvas, as MNIST was made; other grayscale data is fitted into the whole
+    canvas. Colour models get the picture centre-cropped to a square and resized with antialiasing.
+    ``keep_layout=True`` (inpainting, where a mask must stay aligned) only centre-crops and resizes.
+    Raises ValueError for missing, unreadable, tiny, huge or blank images.
+    """
+    im = _to_pil(image)
+    _check_size(im)
+    rgb = _flatten(im)
+    size = model.image_size
+    if model.channels == 3:
+        arr = np.asarray(_centre_square(rgb).resize((size, size), Image.Resampling.LANCZOS), dtype=np.float32) / 255
+        return _as_tensor(arr)
+    ink = _grey_ink(rgb)
+    if keep_layout:
+        w, h = rgb.size
+        side = min(w, h)
+        top, left = (h - side) // 2, (w - side) // 2
+        return _as_tensor(_resize(ink[top:top + side, left:left + side], size))
+    if ink.max() - ink.min() < 1e-3:
+        raise ValueError("the image is blank: one flat colour, nothing to show the model")
+    from .data import fit_glyph  # MNIST's normalisation, shared with the letters dataset
+
+    ink = (ink - ink.min()) / (ink.max() - ink.min())
+    big = Image.fromarray(ink.astype(np.float32))
+    if max(big.size) > 4 * size * 4:  # fit_glyph resizes from the crop: shrink huge photos first
+        scale = 4 * size * 4 / max(big.size)
+        big = big.resize((max(1, round(big.size[0] * scale)), max(1, round(big.size[1] * scale))), Image.Resampling.BOX)
+    ink = np.clip(np.asarray(big), 0, 1)
+    ink = np.where(ink > INK_LEVEL, ink, 0)  # paper texture and JPEG noise are not strokes
+    if not ink.any():
+        raise ValueError("the image has no strokes: nothing stands out from the background")
+    box = GLYPH_BOX.get(model.dataset or "", size)
+    return _as_tensor(fit_glyph(ink, box=box, size=size))
+
+
+def _editor_parts(value) -> tuple[np.ndarray | None, list[np.ndarray]]:
+    """An ImageEditor/Sketchpad value (dict with background, layers, composite) or a plain image ->
+    (background RGBA uint8 or None, painted layers RGBA uint8)."""
+    if value is None:
+        raise ValueError("no image: upload one, pick an example, or draw")
+    if not isinstance(value, dict):
+        return np.asarray(_to_pil(value).convert("RGBA")), []
+    bg = value.get("background")
+    layers = [np.asarray(_to_pil(layer).convert("RGBA")) for layer in (value.get("layers") or []) if layer is not None]
+    if bg is not None:
+        bg = np.asarray(_to_pil(bg).convert("RGBA"))
+    return bg, layers
+
+
+def _composite(bg: np.ndarray | None, layers: list[np.ndarray]) -> Image.Image:
+    """Background (or white paper) with the painted layers on top, as the browser shows it."""
+    if bg is None and not layers:
+        raise ValueError("no image: upload one, pick an example, or draw")
+    size = (bg if bg is not None else layers[0]).shape[1::-1]
+    canvas = Image.new("RGBA", size, (255, 255, 255, 255))
+    if bg is not None:
+        canvas = Image.alpha_composite(canvas, Image.fromarray(bg))
+    for layer in layers:
+        layer_im = Image.fromarray(layer)
+        if layer_im.size != size:
+            layer_im = layer_im.resize(size, Image.Resampling.NEAREST)
+        canvas = Image.alpha_composite(canvas, layer_im)
+    return canvas.convert("RGB")
+
+
+def prepare_sketch(value, model) -> torch.Tensor:
+    """A Sketchpad / ImageEditor value (strokes over an optional uploaded background) or a plain image
+    -> (C, H, W) in [-1, 1], prepared like an upload (``prepare_image``). A colour sketch is cropped to
+    what was drawn (with a margin) before it is squared. Raises ValueError for an empty canvas."""
+    bg, layers = _editor_parts(value)
+    painted = any(layer[..., 3].any() for layer in layers)
+    if not painted and (bg is None or not bg[..., 3].any()):
+        raise ValueError("the sketch is empty: draw something (or upload a picture) first")
+    picture = _composite(bg, layers)
+    _check_size(picture)
+    grey = np.asarray(picture.convert("L"))
+    if int(grey.max()) - int(grey.min()) < 3 and model.channels == 1:
+        raise ValueError("the image is blank (one flat colour): draw something or upload a picture")
+    has_bg = bg is not None and bg[..., 3].any() and (bg[..., :3].min() < 250 or bg[..., 3].min() < 255)
+    if model.channels == 3 and painted and not has_bg:  # a drawing on blank paper: frame the drawing
+        ink = 1 - np.asarray(picture.convert("L"), dtype=np.float32) / 255
+        rows, cols = np.flatnonzero(ink.max(1) > INK_LEVEL), np.flatnonzero(ink.max(0) > INK_LEVEL)
+        if len(rows):
+            side = int(max(rows[-1] - rows[0], cols[-1] - cols[0]) * 1.25) + 2
+            cy, cx = (rows[0] + rows[-1]) // 2, (cols[0] + cols[-1]) // 2
+            paper = Image.new("RGB", (side, side), (255, 255, 255))
+            paper.paste(picture, (side // 2 - cx, side // 2 - cy))
+            picture = paper
+    return prepare_image(picture, model)
+
+
+def mask_from_editor(value, model, threshold: float = 0.3) -> np.ndarray:
+    """The painted region of an ImageMask value -> (H, W) bool at the model's resolution, True = regenerate.
+
+    The mask is the painted layers' alpha at the background's size, centre-cropped like
+    ``prepare_image(keep_layout=True)`` and shrunk with area averaging; a model pixel is masked when more
+    than ``threshold`` of it was painted. A plain array is read as a mask itself (non-zero = masked).
+    Raises ValueError when nothing was painted."""
+    if isinstance(value, dict):
+        bg, layers = _editor_parts(value)
+        if not layers:
+            raise ValueError("the mask is empty: paint over the region you want to regenerate")
+        size = (bg if bg is not None else layers[0]).shape[:2]
+        alpha = np.zeros(size, dtype=np.float32)
+        for layer in layers:
+            a = layer[..., 3]
+            if a.shape != size:
+                a = np.asarray(Image.fromarray(a).resize(size[::-1], Image.Resampling.NEAREST))
+            alpha = np.maximum(alpha, (a > 0).astype(np.float32))
+    else:
+        arr = np.asarray(value)
+        if arr.ndim == 3:
+            arr = arr[..., 3] if arr.shape[2] == 4 else arr.max(2)
+        if arr.ndim != 2:
+            raise ValueError(f"a mask must be shaped (H, W), got {arr.shape}")
+        alpha = (arr > 0).astype(np.float32)
+    if not alpha.any():
+        raise ValueError("the mask is empty: paint over the region you want to regenerate")
+    h, w = alpha.shape
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    small = _resize(alpha[top:top + side, left:left + side], model.image_size)
+    return small > threshold
+
+
+# -- showing results ---------------------------------------------------------------------------------
+def display_scale(image_size: int, target: int = 224) -> int:
+    """Integer NEAREST upscale factor that shows an ``image_size`` image at about ``target`` px."""
+    return max(1, round(target / image_size))
+
+
+def to_display(x: torch.Tensor, scale: int = 1) -> np.ndarray:
+    """(C, H, W) or (B, C, H, W) in [-1, 1] -> uint8 (H*s, W*s, 3) / (B, H*s, W*s, 3), pixels kept sharp."""
+    arr = to_uint8(x)
+    if scale > 1:
+        arr = arr.repeat(scale, axis=-3).repeat(scale, axis=-2)
+    return arr
+
+
+def show_noise(eps: torch.Tensor, spread: float = 2.0) -> torch.Tensor:
+    """A noise estimate (about N(0, 1)) mapped into [-1, 1] for display: +-``spread`` std -> black..white."""
+    return (eps / spread).clamp(-1, 1)
+
+
+def mask_overlay(image: torch.Tensor, mask, scale: int = 1, colour=(255, 40, 90), alpha: float = 0.6) -> np.ndarray:
+    """(C, H, W) in [-1, 1] with the (H, W) bool mask tinted in ``colour`` -> uint8 (H*s, W*s, 3)."""
+    base = to_uint8(image).astype(np.float32)
+    m = np.asarray(mask, dtype=bool)[..., None]
+    tinted = np.where(m, (1 - alpha) * base + alpha * np.asarray(colour, np.float32), base)
+    arr = (tinted + 0.5).astype(np.uint8)
+    return arr.repeat(scale, 0).repeat(scale, 1) if scale > 1 else arr
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow without FreeType
+        return ImageFont.load_default()
+
+
+def captioned_grid(x: torch.Tensor, captions: list[str] | None = None, ncol: int = 8, scale: int = 4,
+                   pad: int = 4, background=(255, 255, 255)) -> Image.Image:
+    """(B, C, H, W) in [-1, 1] -> one RGB PIL image: tiles upscaled ``scale`` x (NEAREST) in rows of
+    ``ncol``, each with its caption (if any) centred underneath."""
+    from PIL import ImageDraw
+
+    tiles = to_display(x, scale)
+    if tiles.ndim == 3:
+        tiles = tiles[None]
+    n, th, tw = tiles.shape[:3]
+    ncol = max(1, min(ncol, n))
+    nrow = -(-n // ncol)
+    font = _font(max(10, min(16, tw // 8)))
+    cap_h = (font.size + 6) if captions else 0
+    sheet = Image.new("RGB", (pad + ncol * (tw + pad), pad + nrow * (th + cap_h + pad)), background)
+    draw = ImageDraw.Draw(sheet)
+    for i in range(n):
+        r, c = divmod(i, ncol)
+        left, top = pad + c * (tw + pad), pad + r * (th + cap_h + pad)
+        sheet.paste(Image.fromarray(tiles[i]), (left, top))
+        if captions:
+            text = str(captions[i])
+            while len(text) > 3 and draw.textlength(text, font=font) > tw:
+                text = text[:-2] + "…"
+            draw.text((left + tw / 2, top + th + 3), text, fill=(40, 40, 40), font=font, anchor="ma")
+    return sheet
+
+
+def save_gif(frames: list, path: str | Path, ms: int = 120, hold_ms: int = 1500) -> Path:
+    """Frames (PIL images or uint8 arrays, same size) -> an animated GIF that loops, the last frame held."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ims = [f if isinstance(f, Image.Image) else Image.fromarray(f) for f in frames]
+    if not ims:
+        raise ValueError("no frames to animate")
+    durations = [ms] * (len(ims) - 1) + [hold_ms]
+    ims[0].save(path, save_all=True, append_images=ims[1:], duration=durations, loop=0, optimize=False)
+    return path
+
+
+def png_data_uri(image) -> str:
+    """uint8 (H, W) / (H, W, 1|3) array or PIL image -> 'data:image/png;base64,...' for an <img src>."""
+    import base64
+    import io
+
+    if not isinstance(image, Image.Image):
+        arr = np.asarray(image)
+        image = Image.fromarray(arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")

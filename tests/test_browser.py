@@ -1,0 +1,236 @@
+"""The app in a real headless Chromium (Debian's /usr/bin/chromium driven by Playwright): generate, scrub
+the steps, sketch on SDEdit, paint a mask on Inpaint, make an anagram. Screenshots of every tab go to
+tests/artifacts/, and (with bundled models) the Generate tab to docs/screenshot.png for the README.
+
+Uses the bundled models when checkpoints/ has any (so the README screenshot shows real samples),
+else tiny random ones. The tests share one page and run in file order.
+"""
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import app
+import ddpm
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+README_SHOT = ROOT / "docs" / "screenshot.png"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+RUN_TIMEOUT = 120_000  # ms: a whole run on a busy 2-core machine
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
+                                "(apt-get install -y chromium); Playwright's own browser download is not used")
+
+
+def tiny_models() -> dict[str, ddpm.DiffusionModel]:
+    out = {}
+    for name, size, channels, classes in (("mnist", 28, 1, [str(i) for i in range(10)]),
+                                          ("emoji", 32, 3, ["Smileys & Emotion", "People & Body"])):
+        torch.manual_seed(0)
+        denoiser = ddpm.build("scratch", image_size=size, channels=channels, num_classes=len(classes),
+                              widths=(8, 16, 16), attention=(False, False, True), layers_per_block=1)
+        with torch.no_grad():
+            for p in denoiser.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        out[name] = ddpm.DiffusionModel(denoiser.eval(), ddpm.NoiseSchedule(), classes, name, name=name)
+    return out
+
+
+@pytest.fixture(scope="module")
+def zoo() -> tuple[dict[str, ddpm.DiffusionModel], bool]:
+    """The bundled models (and True), or tiny random ones (and False) while checkpoints/ is empty."""
+    models = app.load_bundled()[0]
+    return (models, True) if models else (tiny_models(), False)
+
+
+@pytest.fixture(scope="module")
+def models(zoo) -> dict[str, ddpm.DiffusionModel]:
+    return zoo[0]
+
+
+@pytest.fixture(scope="module")
+def bundled(zoo) -> bool:
+    return zoo[1]
+
+
+@pytest.fixture(scope="module")
+def page(models):
+    from playwright.sync_api import sync_playwright
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the browser needs the other core
+    demo = app.build_demo(models)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    _, url, _ = app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page(viewport={"width": 1360, "height": 900})
+        page.goto(url)
+        page.wait_for_selector("#model", timeout=30_000)
+        yield page
+        browser.close()
+    demo.close()
+    torch.set_num_threads(threads)
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name, exact=True).click()
+
+
+def wait_done(page, elem_id: str) -> str:
+    """Wait until the status box of a tab says Done (or an error toast appears); return the status."""
+    page.wait_for_function(
+        """id => { const box = document.querySelector(`#${id} textarea, #${id} input`);
+                   return (box && box.value.startsWith('Done')) || document.querySelector('.toast-body'); }""",
+        arg=elem_id, timeout=RUN_TIMEOUT)
+    toasts = page.locator(".toast-body")
+    assert toasts.count() == 0, f"error: {toasts.first.inner_text()}"
+    return page.locator(f"#{elem_id} textarea, #{elem_id} input").first.input_value()
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def draw(page, canvas, points) -> None:
+    """A stroke through ``points`` given as fractions (x, y) of the canvas box."""
+    box = canvas.bounding_box()
+    xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for point in xy[1:]:
+        page.mouse.move(*point, steps=2)  # each move repaints (software WebGL): keep them few
+    page.mouse.up()
+
+
+def test_generate_then_scrub_the_steps(page, bundled):
+    open_tab(page, "Generate")
+    page.locator("#gen-run").click()
+    status = wait_done(page, "gen-status")
+    assert "seed 0" in status
+    page.wait_for_selector("#gen-image img")
+    page.wait_for_selector("#gen-files a, #gen-files .file-preview", timeout=10_000)
+    if bundled:  # the README shows real samples, not the random tiny models'
+        README_SHOT.parent.mkdir(exist_ok=True)
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(README_SHOT))
+    shot(page, "1-generate")
+
+    open_tab(page, "Denoising steps")
+    slider = page.locator("#steps-scrubber input[type=range]")
+    slider.wait_for(timeout=10_000)
+    assert int(slider.get_attribute("max")) == 19  # 20 steps, all kept
+    label = page.locator("#steps-scrubber .t").first
+    last = (label.inner_text(), page.locator("#steps-scrubber img.x").first.get_attribute("src"))
+    slider.fill("0")
+    assert label.inner_text() == "t = 999" and last[0] != "t = 999"
+    assert page.locator("#steps-scrubber img.x").first.get_attribute("src") != last[1]
+    # ten moves, each timed from the input event to its new frame decoded and painted
+    timing = page.evaluate("""async () => {
+        const s = document.querySelector('#steps-scrubber input[type=range]');
+        const img = document.querySelector('#steps-scrubber img.x0');
+        const ms = [];
+        for (const i of [7, 12, 3, 19, 0, 15, 9, 1, 18, 5]) {
+            const before = img.src, t0 = performance.now();
+            s.value = i; s.dispatchEvent(new Event('input', {bubbles: true}));
+            await img.decode();
+            await new Promise(r => requestAnimationFrame(r));
+            if (img.src !== before) ms.push(performance.now() - t0);
+        }
+        ms.sort((a, b) => a - b);
+        return {moves: ms.length, median_ms: ms[ms.length >> 1], max_ms: ms[ms.length - 1]};
+    }""")
+    (ARTIFACTS / "scrub_timing.json").write_text(json.dumps(timing))
+    assert timing["moves"] >= 9 and timing["max_ms"] < 250, timing  # a sanity bound; the budget is 50
+    shot(page, "2-steps")
+    page.locator("#steps-scrubber button.play").click()
+    page.wait_for_function("() => +document.querySelector('#steps-scrubber input[type=range]').value > 9",
+                           timeout=10_000)
+    # another sample of the run: its frames are rendered into the page
+    first = page.locator("#steps-scrubber .cap").inner_text()
+    page.locator("#steps-sample input").click()
+    page.get_by_role("option").nth(1).click()
+    page.wait_for_function("cap => document.querySelector('#steps-scrubber .cap').textContent !== cap", arg=first)
+
+
+def test_sketch_on_sdedit(page):
+    open_tab(page, "SDEdit")
+    editor = page.locator("#sdedit-image")
+    editor.locator("canvas").first.wait_for()
+    editor.get_by_role("button", name="Clear canvas").click()
+    editor.get_by_role("button", name="Brush", exact=True).click()
+    page.wait_for_selector("#sdedit-image button[aria-label=Brush].highlight")
+    draw(page, editor.locator("canvas").first, [(0.45, 0.2), (0.55, 0.2), (0.5, 0.8)])  # a "7"-ish stroke
+    page.locator("#sdedit-run").click()
+    status = wait_done(page, "sdedit-status")
+    assert "seed" in status
+    assert page.locator("#sdedit-gallery img").count() == len(app.STRENGTHS)
+    page.locator("#sdedit-scrubber input[type=range]").wait_for()
+    assert page.locator("#sdedit-scrubber .row").count() == len(app.STRENGTHS)
+    shot(page, "4-sdedit")
+
+
+def test_paint_a_mask_on_inpaint(page, tmp_path):
+    open_tab(page, "Inpaint")
+    editor = page.locator("#inpaint-editor")
+    editor.locator("canvas").first.wait_for()
+    digit = np.zeros((224, 224), np.uint8)
+    digit[40:190, 100:124] = 255  # a "1", white on black like MNIST
+    Image.fromarray(digit).save(tmp_path / "one.png")
+    editor.locator("input[type=file]").set_input_files(str(tmp_path / "one.png"))
+    page.wait_for_selector("#inpaint-editor button[aria-label=Brush].highlight")
+    draw(page, editor.locator("canvas").first, [(0.3, 0.5), (0.7, 0.5)])
+    page.locator("#inpaint-run").click()
+    status = wait_done(page, "inpaint-status")
+    masked = int(status.split("Done: ")[1].split(" of ")[0])
+    assert 0 < masked < 392, status  # the stroke, not the preset lower half
+    page.wait_for_selector("#inpaint-result img")
+    shot(page, "5-inpaint")
+
+
+def test_make_an_anagram_then_screenshot_every_tab(page):
+    open_tab(page, "Illusions")
+    page.locator("#anagram-run").click()
+    status = wait_done(page, "anagram-status")
+    assert "2 / 5 flip_v" in status
+    page.wait_for_selector("#anagram-result img")
+    page.locator("#hybrid-run").click()
+    wait_done(page, "hybrid-status")
+    small = page.locator("#hybrid-small img")
+    small.wait_for()
+    assert small.bounding_box()["height"] < 40, "from afar: shown at the model's own size"
+    shot(page, "6-illusions")
+    open_tab(page, "Forward process")
+    page.locator("#forward-run").click()
+    page.wait_for_function("() => document.querySelector('#forward-note textarea, #forward-note input').value"
+                           ".startsWith('t = ')", timeout=RUN_TIMEOUT)
+    shot(page, "3-forward")
+    open_tab(page, "Denoising steps")  # now showing the last run: the hybrid
+    page.locator("#steps-scrubber input[type=range]").wait_for()
+    assert page.locator("#steps-scrubber .title").inner_text().startswith("Hybrid")
+    shot(page, "2-steps-after-hybrid")
+
+
+def test_switching_the_model_updates_the_class_lists(page, models):
+    if len(models) < 2:
+        pytest.skip("only one model to choose from")
+    name, model = list(models.items())[1]
+    open_tab(page, "Generate")
+    page.locator("#model input").click()
+    page.get_by_role("option", name=name, exact=True).click()
+    page.wait_for_function("name => document.querySelector('#model-info').innerText.includes(name)", arg=name,
+                           timeout=30_000)
+    page.wait_for_function("first => document.querySelector('#gen-classes').innerText.includes(first)",
+                           arg=app.class_names(model)[0], timeout=30_000)
