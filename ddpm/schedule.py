@@ -138,7 +138,8 @@ class NextTimestepDDIMScheduler(DDIMScheduler):
     Stock ``DDIMScheduler.step`` goes to ``t - T // steps``. With "trailing" spacing that is the next
     timestep only when steps divides T; otherwise x lands between the timesteps the model is asked
     about, and the last step can stop at t = 0 instead of the clean image (7 of 1000 steps: 142 -> 0).
-    The update is DDIM's eqs. (12) and (16) as diffusers writes them, for epsilon prediction.
+    The update is DDIM's eqs. (12) and (16) as diffusers writes them, for epsilon prediction, with
+    the noise re-derived from the clipped x0.
     """
 
     def step(self, model_output: torch.Tensor, timestep: int, sample: torch.Tensor, eta: float = 0.0,
@@ -150,7 +151,11 @@ class NextTimestepDDIMScheduler(DDIMScheduler):
         alpha_prod_t_prev = self.alphas_cumprod[t_prev] if t_prev >= 0 else self.final_alpha_cumprod
         x0 = (sample - (1 - alpha_prod_t) ** 0.5 * model_output) / alpha_prod_t ** 0.5
         if self.config.clip_sample:
+            # Clip x0 AND re-derive the noise from it (diffusers' use_clipped_model_output=True).
+            # Clipping x0 alone pairs a clipped image with an unclipped noise direction, which
+            # inflates strokes into blobs on our small models.
             x0 = x0.clamp(-self.config.clip_sample_range, self.config.clip_sample_range)
+            model_output = (sample - alpha_prod_t ** 0.5 * x0) / (1 - alpha_prod_t) ** 0.5
         std_dev_t = eta * self._get_variance(t, t_prev) ** 0.5
         prev_sample = alpha_prod_t_prev ** 0.5 * x0 + (1 - alpha_prod_t_prev - std_dev_t ** 2) ** 0.5 * model_output
         if eta > 0:
