@@ -145,7 +145,9 @@ class Trainer:
     def _batches(self):
         """Endless shuffled batches of (x0 in [-1, 1], labels); class-balanced if configured."""
         c = self.config
-        g = torch.Generator().manual_seed(c.seed * 100003 + self.step)  # resume gets a fresh, fixed stream
+        # a fixed stream per (seed, step, process): a resume gets fresh batches, and under
+        # `accelerate launch` every process draws different ones
+        g = torch.Generator().manual_seed((c.seed * 100003 + self.step) * 1009 + self.accelerator.process_index)
         if c.balance_classes:
             counts = torch.bincount(self.labels, minlength=len(self.class_names)).float()
             weights = (1.0 / counts.clamp(min=1))[self.labels]
