@@ -44,6 +44,7 @@ class DiffusionModel:
     dataset: str | None = None
     name: str = "model"
     meta: dict = field(default_factory=dict)  # training facts and measured metrics, as in config.json
+    _compiled: object = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def device(self) -> torch.device:
@@ -67,7 +68,7 @@ class DiffusionModel:
 
     def compiled(self):
         """A ``torch.compile``d forward of the denoiser, built once and kept."""
-        if getattr(self, "_compiled", None) is None:
+        if self._compiled is None:
             self._compiled = torch.compile(self.denoiser)
         return self._compiled
 

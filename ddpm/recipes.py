@@ -87,7 +87,7 @@ def _check_batch(n: int):
 
 
 def _job(model: DiffusionModel, settings: Settings, eps_fn, x: torch.Tensor | None, shape=None,
-         start: int = 0, plan: list[int] | None = None, project=None, noise_start: torch.Tensor | None = None) -> Job:
+         start: int = 0, plan: list[int] | None = None, project=None) -> Job:
     """Assemble a Job: a fresh sampler, the plan from index ``start``, a seeded generator, and the
     starting x (pure noise when ``x`` is None, else ``x`` noised to the plan's first timestep)."""
     sampler = model.schedule.sampler(settings.sampler, settings.steps, settings.eta)
@@ -142,13 +142,6 @@ def sdedit(model: DiffusionModel, image: torch.Tensor, strengths: Sequence[float
         run = round(s * settings.steps)
         jobs.append(_job(model, settings, eps_fn, x0, start=settings.steps - run))
     return jobs
-
-
-def start_timestep(model: DiffusionModel, strength: float, settings: Settings) -> int:
-    """The timestep SDEdit at ``strength`` starts from (-1: nothing to do)."""
-    timesteps = model.schedule.sampler(settings.sampler, settings.steps).timesteps
-    run = round(strength * settings.steps)
-    return timesteps[settings.steps - run] if run else -1
 
 
 def _mask(model: DiffusionModel, mask: torch.Tensor, batch: int) -> torch.Tensor:
