@@ -603,7 +603,8 @@ def preset_mask(picture: str) -> dict:
     return {"background": picture, "layers": [str(folder / "mask.png")], "composite": str(folder / "composite.png")}
 
 
-def sampling_controls(sampler: str = "dpm++", steps: int = 20, guidance: float = 3.0, open: bool = False) -> Sampling:
+def sampling_controls(sampler: str = "dpm++", steps: int = 20, guidance: float = ddpm.recipes.DEFAULT_GUIDANCE,
+                      open: bool = False) -> Sampling:
     with gr.Accordion("Sampler", open=open):
         with gr.Row():
             sampler_box = gr.Dropdown(SAMPLERS, value=sampler, label="Sampler", min_width=150)
@@ -791,7 +792,7 @@ def _tab_sdedit(ui: UI):
                     target = gr.Dropdown([NONE] + names, value=NONE, allow_custom_value=True, label="Target class",
                                          elem_id="sdedit-target")
                     strengths = gr.CheckboxGroup(STRENGTH_CHOICES, value=STRENGTHS, label="Strengths (noise levels)")
-                sampling = sampling_controls()
+                sampling = sampling_controls(guidance=3.0)
                 run = gr.Button("Run SDEdit", variant="primary", elem_id="sdedit-run")
             with gr.Column(scale=3):
                 status = gr.Textbox(label="Status", interactive=False, elem_id="sdedit-status")
@@ -828,7 +829,7 @@ def _tab_inpaint(ui: UI):
                     target = gr.Dropdown([NONE] + names, value=NONE, allow_custom_value=True, label="Target class")
                     count = gr.Slider(1, 8, value=4, step=1, label="Images")
                     repaint = gr.Checkbox(True, label="RePaint resampling")
-                sampling = sampling_controls(sampler="ddim", steps=30)
+                sampling = sampling_controls(sampler="ddim", steps=30, guidance=3.0)
                 run = gr.Button("Inpaint", variant="primary", elem_id="inpaint-run")
             with gr.Column(scale=2):
                 status = gr.Textbox(label="Status", interactive=False, elem_id="inpaint-status")
@@ -881,7 +882,7 @@ def _tab_illusions(ui: UI):
             view = gr.Dropdown(_view_choices(model), value=view0, allow_custom_value=True, label="Transform",
                                elem_id="anagram-view")
             count = gr.Slider(1, 8, value=4, step=1, label="Images")
-            sampling = sampling_controls(steps=30)
+            sampling = sampling_controls(steps=30, guidance=3.0)
             run = gr.Button("Make anagram", variant="primary", elem_id="anagram-run")
             status = gr.Textbox(label="Status", interactive=False, elem_id="anagram-status")
             result = gr.Image(label="Each image as is, and transformed", type="pil", format="png",
@@ -898,7 +899,7 @@ def _tab_illusions(ui: UI):
             sigma = gr.Slider(0.25, 4, value=sigma0, step=0.25, label="Blur sigma (px)",
                               info="where low ends and high begins")
             h_count = gr.Slider(1, 8, value=4, step=1, label="Images")
-            h_sampling = sampling_controls(steps=30)
+            h_sampling = sampling_controls(steps=30, guidance=3.0)
             h_run = gr.Button("Make hybrid", variant="primary", elem_id="hybrid-run")
             h_status = gr.Textbox(label="Status", interactive=False, elem_id="hybrid-status")
             large = gr.Image(label="Up close", type="pil", format="png", height=240, interactive=False,

@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=16, help="images per grid (default 16)")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--sampler", default="dpm++")
-    p.add_argument("--guidance", type=float, default=3.0)
+    p.add_argument("--guidance", type=float, default=1.5, help="any value costs the same: one batched pass")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per mode (median reported)")
     p.add_argument("--modes", default="float32,bfloat16,compile-float32,compile-bfloat16")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")

@@ -40,11 +40,13 @@ _positive_int, _nonneg_int = _int_at_least(1), _int_at_least(0)
 
 def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
     """The sampling flags shared by every command that samples."""
+    from .recipes import DEFAULT_GUIDANCE
     from .schedule import SAMPLERS
 
     p.add_argument("--steps", type=_positive_int, default=20, help="sampling steps (default 20)")
     p.add_argument("--sampler", choices=SAMPLERS, default="dpm++", help="default dpm++")
-    p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale (default 3)")
+    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
+                   help=f"classifier-free guidance scale (default {DEFAULT_GUIDANCE})")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0: deterministic)")
     p.add_argument("--seed", type=_nonneg_int, default=0)
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",

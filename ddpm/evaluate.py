@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from .checkpoint import DiffusionModel
 from .device import generator as make_generator
 from .device import pick_device
-from .recipes import MAX_BATCH, Settings, generate
+from .recipes import DEFAULT_GUIDANCE, MAX_BATCH, Settings, generate
 from .schedule import SAMPLERS
 
 # Bump when the architecture or the training recipe changes: cached classifiers then retrain.
@@ -382,7 +382,7 @@ def parse_samplers(spec: str) -> list[tuple[str, int]]:
     return pairs
 
 
-def settings_from_spec(spec: str, guidance: float = 3.0, seed: int = 0) -> list[Settings]:
+def settings_from_spec(spec: str, guidance: float = DEFAULT_GUIDANCE, seed: int = 0) -> list[Settings]:
     """Sampler spec (see ``parse_samplers``) -> one ``Settings`` per sampler, sharing guidance and seed."""
     return [Settings(sampler=name, steps=steps, guidance=guidance, seed=seed) for name, steps in parse_samplers(spec)]
 
@@ -529,7 +529,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--n", type=int, default=1000, help="samples per setting, class-balanced (default 1000)")
     parser.add_argument("--samplers", default=DEFAULT_SAMPLERS,
                         help=f"comma-separated NAME:STEPS, e.g. ddpm:1000,ddim:50,dpm++:20 (default {DEFAULT_SAMPLERS})")
-    parser.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale (default 3)")
+    parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
+                        help=f"classifier-free guidance scale (default {DEFAULT_GUIDANCE})")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed and test-split cut (default 0)")
     parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"sampling batch size (default {DEFAULT_BATCH})")
     parser.add_argument("--write-card", action="store_true",
