@@ -21,9 +21,12 @@ def model_card(model: DiffusionModel) -> str:
         f"| classes | {', '.join(model.class_names) if model.class_names else 'unconditional'} |",
         f"| noise schedule | {model.schedule.kind}, T = {model.schedule.num_timesteps} |",
     ]
-    for key in ("steps", "train_seconds", "batch_size", "lr", "ema_decay", "p_uncond", "device", "train_images"):
+    labels = {"steps": "training steps", "train_seconds": "training time (s)", "batch_size": "batch size",
+              "lr": "learning rate", "ema_decay": "EMA decay", "p_uncond": "class dropout (p_uncond)",
+              "device": "trained on", "train_images": "training images"}
+    for key, label in labels.items():
         if key in train:
-            lines.append(f"| training {key.replace('_', ' ')} | {train[key]} |")
+            lines.append(f"| {label} | {train[key]} |")
     lines += ["", "Weights are the EMA weights. Label index "
               f"{model.denoiser.num_classes} is the null class used for classifier-free guidance.", ""]
     if metrics:
