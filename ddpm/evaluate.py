@@ -360,7 +360,8 @@ def sample_images(model: DiffusionModel, n: int, settings: Settings, batch: int 
 def settings_label(settings: Settings) -> str:
     """A row's name: "dpm++ 20 steps, guidance 3" (and ", eta 1" for a non-zero DDIM eta)."""
     label = f"{settings.sampler} {settings.steps} steps, guidance {settings.guidance:g}"
-    return label + (f", eta {settings.eta:g}" if settings.eta else "")
+    label += f", eta {settings.eta:g}" if settings.eta else ""
+    return label + (f", {settings.dtype}" if settings.dtype != "float32" else "")
 
 
 def parse_samplers(spec: str) -> list[tuple[str, int]]:
@@ -382,9 +383,11 @@ def parse_samplers(spec: str) -> list[tuple[str, int]]:
     return pairs
 
 
-def settings_from_spec(spec: str, guidance: float = DEFAULT_GUIDANCE, seed: int = 0) -> list[Settings]:
-    """Sampler spec (see ``parse_samplers``) -> one ``Settings`` per sampler, sharing guidance and seed."""
-    return [Settings(sampler=name, steps=steps, guidance=guidance, seed=seed) for name, steps in parse_samplers(spec)]
+def settings_from_spec(spec: str, guidance: float = DEFAULT_GUIDANCE, seed: int = 0,
+                       dtype: str = "float32") -> list[Settings]:
+    """Sampler spec (see ``parse_samplers``) -> one ``Settings`` per sampler, sharing guidance, seed, dtype."""
+    return [Settings(sampler=name, steps=steps, guidance=guidance, seed=seed, dtype=dtype)
+            for name, steps in parse_samplers(spec)]
 
 
 def split_test(test_images: torch.Tensor, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -532,6 +535,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
                         help=f"classifier-free guidance scale (default {DEFAULT_GUIDANCE})")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed and test-split cut (default 0)")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                        help="model precision while sampling (default float32)")
     parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"sampling batch size (default {DEFAULT_BATCH})")
     parser.add_argument("--write-card", action="store_true",
                         help="store the table in the checkpoint's config.json and regenerate its README.md")
@@ -541,7 +546,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def command_line(args: argparse.Namespace) -> str:
     """The canonical command that reproduces a measurement, for the model card."""
     return (f"python -m ddpm evaluate --model {args.model} --n {args.n} --samplers {args.samplers} "
-            f"--guidance {args.guidance:g} --seed {args.seed}")
+            f"--guidance {args.guidance:g} --seed {args.seed}" + (f" --dtype {args.dtype}" if args.dtype != "float32" else ""))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -550,7 +555,7 @@ def run(args: argparse.Namespace) -> int:
     from .checkpoint import load
 
     try:
-        settings = settings_from_spec(args.samplers, args.guidance, args.seed)
+        settings = settings_from_spec(args.samplers, args.guidance, args.seed, args.dtype)
         folder = local_folder(args.model) if args.write_card else None
         model = load(args.model)
         rows = evaluate(model, settings, n=args.n, batch=args.batch, seed=args.seed)
