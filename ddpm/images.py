@@ -9,10 +9,12 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid, save_image
 
+from .data import from_model_range
+
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] -> [0, 1], clamped, float32 on the CPU."""
-    return ((x.detach().float().cpu() + 1) / 2).clamp(0, 1)
+    """[-1, 1] -> [0, 1], clamped, float32 on the CPU (the data module's conversion, moved off the device)."""
+    return from_model_range(x.detach().cpu())
 
 
 def from_unit(x: torch.Tensor) -> torch.Tensor:
