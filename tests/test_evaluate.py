@@ -138,6 +138,9 @@ def test_classifier_cache_round_trips(tmp_path, monkeypatch):
     assert not second.meta["trained_now"]
     assert second.meta["test_accuracy"] == first.meta["test_accuracy"]
     torch.testing.assert_close(ev.features(second, images), ev.features(first, images))
+    # with no recipe given, the dataset's own entry in RECIPES names the cached classifier
+    monkeypatch.setitem(ev.RECIPES, "toy", recipe)
+    assert not ev.classifier_for("toy", cache_dir=tmp_path).meta["trained_now"]
     # a different recipe (or architecture version) is a different key: it would train again
     with pytest.raises(AssertionError, match="cached"):
         ev.classifier_for("toy", cache_dir=tmp_path, recipe=ev.TrainingRecipe(epochs=2))
