@@ -355,6 +355,12 @@ class Lab:
             session[name] = model
         return model
 
+    def begin(self, model, session, sampler, steps, guidance, seed, count=None):
+        """What every sampling handler starts with: the model, checked Settings and (given ``count``)
+        the number of images."""
+        model, s = self.model(model, session), settings(sampler, steps, guidance, seed)
+        return model, s, None if count is None else _int(count, 1, MAX_IMAGES, "number of images")
+
     @user_errors
     def select_model(self, name, session):
         """Model box changed: load it if needed and describe it."""
@@ -369,8 +375,7 @@ class Lab:
     @user_errors
     def generate(self, model, classes, per_class, sampler, steps, guidance, seed, session,
                  progress=gr.Progress()):
-        model = self.model(model, session)
-        s = settings(sampler, steps, guidance, seed)
+        model, s, _ = self.begin(model, session, sampler, steps, guidance, seed)
         per_class = _int(per_class, 1, MAX_PER_CLASS, "images per class")
         labels, captions, ncol = _layout(model, _classes(model, classes), per_class)
         job = ddpm.generate(model, labels, n=None if labels else per_class, settings=s)
@@ -410,8 +415,7 @@ class Lab:
     @user_errors
     def sdedit(self, model, image, target, strengths, sampler, steps, guidance, seed, session,
                progress=gr.Progress()):
-        model = self.model(model, session)
-        s = settings(sampler, steps, guidance, seed)
+        model, s, _ = self.begin(model, session, sampler, steps, guidance, seed)
         x0 = im.prepare_sketch(image, model)
         label = _target(model, target)
         given = strengths.split(",") if isinstance(strengths, str) else strengths or []
@@ -443,9 +447,7 @@ class Lab:
     @user_errors
     def inpaint(self, model, image, target, repaint, count, sampler, steps, guidance, seed, session,
                 progress=gr.Progress()):
-        model = self.model(model, session)
-        s = settings(sampler, steps, guidance, seed)
-        n = _int(count, 1, MAX_IMAGES, "number of images")
+        model, s, n = self.begin(model, session, sampler, steps, guidance, seed, count)
         if not isinstance(image, dict) or image.get("background") is None:
             raise ValueError("no image to inpaint: upload one or pick an example, then paint the region to replace")
         x0 = im.prepare_image(image["background"], model, keep_layout=True)
@@ -466,9 +468,7 @@ class Lab:
     @user_errors
     def anagram(self, model, class_a, class_b, view, count, sampler, steps, guidance, seed, session,
                 progress=gr.Progress()):
-        model = self.model(model, session)
-        s = settings(sampler, steps, guidance, seed)
-        n = _int(count, 1, MAX_IMAGES, "number of images")
+        model, s, n = self.begin(model, session, sampler, steps, guidance, seed, count)
         a, b = _target(model, class_a), _target(model, class_b)
         v = ddpm.get_view(view)
         job = ddpm.anagram(model, [(a, "identity"), (b, v)], n=n, settings=s)
@@ -482,9 +482,7 @@ class Lab:
     @user_errors
     def hybrid(self, model, low, high, sigma, count, sampler, steps, guidance, seed, session,
                progress=gr.Progress()):
-        model = self.model(model, session)
-        s = settings(sampler, steps, guidance, seed)
-        n = _int(count, 1, MAX_IMAGES, "number of images")
+        model, s, n = self.begin(model, session, sampler, steps, guidance, seed, count)
         sigma = _float(sigma, 0.1, model.image_size, "blur sigma")
         job = ddpm.hybrid(model, _target(model, low), _target(model, high), sigma=sigma, n=n, settings=s)
         x, frames = run_job(job, progress)
@@ -698,7 +696,7 @@ def _tab_generate(ui: UI):
                                  interactive=False, buttons=["download", "fullscreen"])
                 files = gr.File(label="Downloads: the grid (PNG) and the denoising (GIF)", file_count="multiple",
                                 interactive=False, elem_id="gen-files", height=110)
-        rows = [[name, class_names(m)[:10], 2, "dpm++", 20, 3.0, 0] for name, m in ui.lab.models.items()]
+        rows = [[name, class_names(m)[:10], 2, "dpm++", 20, ddpm.recipes.DEFAULT_GUIDANCE, 0] for name, m in ui.lab.models.items()]
         if rows:
             labels = [f"{r[0]}: {', '.join(r[1][:4])}{', ...' if len(r[1]) > 4 else ''}" for r in rows]
             gr.Examples(rows, [ui.model, classes, per_class, *sampling.inputs], label="Examples", example_labels=labels)
