@@ -696,7 +696,8 @@ def _tab_generate(ui: UI):
                                  interactive=False, buttons=["download", "fullscreen"])
                 files = gr.File(label="Downloads: the grid (PNG) and the denoising (GIF)", file_count="multiple",
                                 interactive=False, elem_id="gen-files", height=110)
-        rows = [[name, class_names(m)[:10], 2, "dpm++", 20, ddpm.recipes.DEFAULT_GUIDANCE, 0] for name, m in ui.lab.models.items()]
+        rows = [[name, class_names(m)[:10], 2, "dpm++", 20, ddpm.recipes.DEFAULT_GUIDANCE, 0]
+                for name, m in ui.lab.models.items()]
         if rows:
             labels = [f"{r[0]}: {', '.join(r[1][:4])}{', ...' if len(r[1]) > 4 else ''}" for r in rows]
             gr.Examples(rows, [ui.model, classes, per_class, *sampling.inputs], label="Examples", example_labels=labels)
