@@ -78,6 +78,18 @@ def test_config_files_are_validated(tmp_path):
     assert TrainConfig.from_file("mnist", steps=7).steps == 7  # bundled config by name, with an override
 
 
+@pytest.mark.parametrize("name", ["mnist", "fashion", "letters", "emoji"])
+def test_bundled_configs_build_models_that_fit_a_space(name):
+    """A Space's git takes files over 10 MB only through LFS: each config's float32 weights must fit."""
+    from ddpm.data import dataset_info
+
+    c, info = TrainConfig.from_file(name), dataset_info(TrainConfig.from_file(name).dataset)
+    model = ddpm.build(c.family, image_size=info.image_size, channels=info.channels,
+                       num_classes=len(info.class_names), widths=c.widths, attention=c.attention,
+                       layers_per_block=c.layers_per_block, class_emb_size=c.class_emb_size, dropout=c.dropout)
+    assert 4 * model.num_parameters() <= 10 * 1024 * 1024
+
+
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     torch.manual_seed(0)
