@@ -30,12 +30,18 @@ def model_card(model: DiffusionModel) -> str:
     lines += ["", "Weights are the EMA weights. Label index "
               f"{model.denoiser.num_classes} is the null class used for classifier-free guidance.", ""]
     if metrics:
-        lines += ["## Measured quality", "", "| setting | samples | class accuracy | FID (classifier features) | floor (test vs test) |",
-                  "|---|---|---|---|---|"]
-        for row in metrics.get("rows", []):
-            lines.append(f"| {row['setting']} | {row['n']} | {row['accuracy']:.3f} | {row['fid']:.2f} | {row['fid_floor']:.2f} |")
-        if metrics.get("command"):
-            lines += ["", f"Measured with `{metrics['command']}`."]
+        rows = metrics.get("rows", [])
+        lines += ["## Measured quality", "",
+                  "| setting | samples | class accuracy | FID (classifier features) | floor (test vs test) | seconds |",
+                  "|---|---|---|---|---|---|"]
+        for row in rows:
+            lines.append(f"| {row['setting']} | {row['n']} | {row['accuracy']:.3f} | {row['fid']:.2f} | "
+                         f"{row['fid_floor']:.2f} | {row.get('seconds', float('nan')):.0f} |")
+        commands = list(dict.fromkeys(row.get("command") or metrics.get("command") for row in rows))
+        commands = [c for c in commands if c]
+        if commands:
+            lines += ["", "Measured with " + "; ".join(f"`{c}`" for c in commands) +
+                      " (seconds: sampling time on the machine that measured it)."]
         lines.append("")
     lines += ["## Use", "", "```bash", f"python -m ddpm sample --model {model.name} --per-class 4 --out grid.png", "```", ""]
     return "\n".join(lines)

@@ -518,15 +518,26 @@ def local_folder(name_or_path: str) -> Path:
     return folder
 
 
+def merge_rows(old: Sequence[dict], new: Sequence[dict]) -> list[dict]:
+    """``old`` rows with each one that ``new`` measures again (same ``setting``) replaced in place,
+    then the rest of ``new``: a card can gather rows from several runs (a slow DDPM-1000 run apart)."""
+    fresh = {row["setting"]: row for row in new}
+    merged = [fresh.pop(row["setting"], row) for row in old]
+    return merged + [row for row in new if row["setting"] in fresh]
+
+
 def write_card(folder: Path, model: DiffusionModel, rows: Sequence[dict], command: str) -> Path:
-    """Store ``rows`` and ``command`` as ``"metrics"`` in ``folder/config.json`` and regenerate its README.md."""
+    """Merge ``rows`` (each tagged with the ``command`` that measured it) into ``"metrics"`` in
+    ``folder/config.json`` (see :func:`merge_rows`) and regenerate its README.md."""
     from .card import model_card
     from .checkpoint import CARD_NAME, CONFIG_NAME
 
     if not model.conditional:
         raise ValueError("--write-card: the card's table reports class accuracy, which an unconditional model lacks")
-    metrics = _json_safe({"rows": list(rows), "command": command})
     config = json.loads((folder / CONFIG_NAME).read_text())
+    before = config.get("metrics", {})
+    old = [{"command": before.get("command", ""), **row} for row in before.get("rows", [])]
+    metrics = _json_safe({"rows": merge_rows(old, [{**row, "command": command} for row in rows])})
     config["metrics"] = metrics
     model.meta["metrics"] = metrics
     for name, text in ((CONFIG_NAME, json.dumps(config, indent=2) + "\n"), (CARD_NAME, model_card(model))):
@@ -550,7 +561,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="model precision while sampling (default float32)")
     parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"sampling batch size (default {DEFAULT_BATCH})")
     parser.add_argument("--write-card", action="store_true",
-                        help="store the table in the checkpoint's config.json and regenerate its README.md")
+                        help="store the rows in the checkpoint's config.json (replacing rows of the same setting, "
+                             "keeping the others) and regenerate its README.md")
     return parser
 
 
