@@ -126,8 +126,12 @@ class NoiseSchedule:
             scheduler = NextTimestepDDIMScheduler(**common, clip_sample=True, set_alpha_to_one=True)
             step_kwargs["eta"] = float(eta)
         else:
+            # thresholding with sample_max_value 1 clips each x0 estimate to [-1, 1], as DDPM and DDIM do
+            # (clip_sample): an early or user-loaded model's wild x0 otherwise compounds through the
+            # multistep update (an emoji model at 1,000 training steps sampled values in [-16, 15]).
             scheduler = DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2,
-                                                    lower_order_final=True, final_sigmas_type="zero")
+                                                    lower_order_final=True, final_sigmas_type="zero",
+                                                    thresholding=True, sample_max_value=1.0)
         scheduler.set_timesteps(steps)
         return Sampler(name, scheduler, step_kwargs)
 

@@ -159,9 +159,30 @@ def test_dpm_solver_matches_diffusers_scheduler_in_a_pipeline(steps):
     unet, schedule = tiny_unet(), ddpm.NoiseSchedule("cosine", num_timesteps=50)
     scheduler = DPMSolverMultistepScheduler(num_train_timesteps=50, beta_schedule="squaredcos_cap_v2",
                                             algorithm_type="dpmsolver++", final_sigmas_type="zero",
-                                            timestep_spacing="trailing")
+                                            timestep_spacing="trailing", thresholding=True, sample_max_value=1.0)
     ref = run_pipeline(DDPMPipeline(unet, scheduler), steps)  # the pipeline is only the loop
     np.testing.assert_allclose(run_ours(unet, schedule, "dpm++", steps), ref, rtol=0, atol=1e-5)
+
+
+class Wild(ddpm.Denoiser):
+    """An unconditional denoiser whose noise estimates are far off: its x0 estimates land way outside [-1, 1]."""
+
+    family = "wild"
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(()), requires_grad=False)  # model.device reads a parameter
+        self.num_classes, self.channels, self.image_size = None, 1, 8
+
+    def predict(self, x, t, labels):
+        return 5 * torch.ones_like(x) - 3 * x
+
+
+@pytest.mark.parametrize("sampler", ddpm.SAMPLERS)
+def test_every_sampler_clips_x0_so_a_wild_model_stays_in_range(sampler):
+    model = ddpm.DiffusionModel(Wild(), ddpm.NoiseSchedule())
+    x = ddpm.generate(model, n=2, settings=ddpm.Settings(sampler=sampler, steps=10, guidance=1.0)).run()
+    assert x.abs().max() <= 1.0 + 1e-6
 
 
 # -- 3. sampling with the oracle ------------------------------------------------------------------
