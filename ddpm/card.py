@@ -32,16 +32,15 @@ def model_card(model: DiffusionModel) -> str:
     if metrics:
         rows = metrics.get("rows", [])
         lines += ["## Measured quality", "",
-                  "| setting | samples | class accuracy | FID (classifier features) | floor (test vs test) | seconds |",
-                  "|---|---|---|---|---|---|"]
+                  "| setting | samples | class accuracy | FID (classifier features) | floor (test vs test) |",
+                  "|---|---|---|---|---|"]
         for row in rows:
             lines.append(f"| {row['setting']} | {row['n']} | {row['accuracy']:.3f} | {row['fid']:.2f} | "
-                         f"{row['fid_floor']:.2f} | {row.get('seconds', float('nan')):.0f} |")
+                         f"{row['fid_floor']:.2f} |")
         commands = list(dict.fromkeys(row.get("command") or metrics.get("command") for row in rows))
         commands = [c for c in commands if c]
         if commands:
-            lines += ["", "Measured with " + "; ".join(f"`{c}`" for c in commands) +
-                      " (seconds: sampling time on the machine that measured it)."]
+            lines += ["", "Measured with " + "; ".join(f"`{c}`" for c in commands) + "."]
         lines.append("")
     lines += ["## Use", "", "```bash", f"python -m ddpm sample --model {model.name} --per-class 4 --out grid.png", "```", ""]
     return "\n".join(lines)

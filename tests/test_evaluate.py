@@ -212,7 +212,7 @@ def test_write_card(tmp_path, tiny_model):
     ev.write_card(folder, ddpm.load(folder), rows, "python -m ddpm evaluate --model x")
     config = ddpm.load(folder).meta["metrics"]
     assert config["rows"][0]["fid"] == 3.25 and config["rows"][0]["accuracy_real"] is None
-    assert "| ddim 2 steps, guidance 2 | 8 | 0.500 | 3.25 | 1.50 | 0 |" in (folder / "README.md").read_text()
+    assert "| ddim 2 steps, guidance 2 | 8 | 0.500 | 3.25 | 1.50 |" in (folder / "README.md").read_text()
     # a second run adds its row and replaces the one it measured again; each row keeps its command
     again = [{**rows[0], "fid": 2.5}, {**rows[0], "setting": "ddpm 1000 steps, guidance 2", "fid": 1.75}]
     ev.write_card(folder, ddpm.load(folder), again[1:], "cmd B")
