@@ -886,8 +886,10 @@ def _tab_illusions(ui: UI):
             status = gr.Textbox(label="Status", interactive=False, elem_id="anagram-status")
             result = gr.Image(label="Each image as is, and transformed", type="pil", format="png",
                               height=300, interactive=False, elem_id="anagram-result", buttons=["download"])
-            rows = [[name, *r] for name, m in ui.lab.models.items() for r in _illusions(m, ANAGRAMS, "rot180")]
-            gr.Examples(rows[:8], [ui.model, class_a, class_b, view], label="Examples")
+            rows = [[name, *r] for name, m in ui.lab.models.items() for r in _illusions(m, ANAGRAMS, "rot180")][:8]
+            # labels, not a table: a table shows a class only if the *current* model has it (blank cells)
+            gr.Examples(rows, [ui.model, class_a, class_b, view], label="Examples",
+                        example_labels=[f"{m}: {a} / {b} {_view_label(v)}" for m, a, b, v in rows])
         with gr.Column():
             gr.Markdown("### Hybrid image\nLow frequencies from one class, high frequencies from another: "
                         "up close you see the high-frequency class, from afar (small) the low one.",
@@ -905,8 +907,9 @@ def _tab_illusions(ui: UI):
                              buttons=["download"])
             small = gr.Image(label="From afar", type="pil", format="png", height=80, interactive=False,
                              elem_id="hybrid-small", buttons=[])
-            rows = [[name, *r] for name, m in ui.lab.models.items() for r in _illusions(m, HYBRIDS, 1.0)]
-            gr.Examples(rows[:8], [ui.model, low, high, sigma], label="Examples")
+            rows = [[name, *r] for name, m in ui.lab.models.items() for r in _illusions(m, HYBRIDS, 1.0)][:8]
+            gr.Examples(rows, [ui.model, low, high, sigma], label="Examples",
+                        example_labels=[f"{m}: {lo} from afar, {hi} up close" for m, lo, hi, _ in rows])
     anagram = run.click(ui.lab.anagram, [ui.model, class_a, class_b, view, count, *sampling.inputs, ui.session],
                         [result, status, ui.last_run], api_name="anagram", show_progress_on=status,
                         concurrency_id="model")

@@ -91,12 +91,12 @@ def open_tab(page, name: str) -> None:
     page.get_by_role("tab", name=name, exact=True).click()
 
 
-def wait_done(page, elem_id: str) -> str:
-    """Wait until the status box of a tab says Done (or an error toast appears); return the status."""
+def wait_done(page, elem_id: str, prefix: str = "Done") -> str:
+    """Wait until the status box of a tab starts with ``prefix`` (or an error toast appears); return the status."""
     page.wait_for_function(
-        """id => { const box = document.querySelector(`#${id} textarea, #${id} input`);
-                   return (box && box.value.startsWith('Done')) || document.querySelector('.toast-body'); }""",
-        arg=elem_id, timeout=RUN_TIMEOUT)
+        """([id, prefix]) => { const box = document.querySelector(`#${id} textarea, #${id} input`);
+                   return (box && box.value.startsWith(prefix)) || document.querySelector('.toast-body'); }""",
+        arg=[elem_id, prefix], timeout=RUN_TIMEOUT)
     toasts = page.locator(".toast-body")
     assert toasts.count() == 0, f"error: {toasts.first.inner_text()}"
     return page.locator(f"#{elem_id} textarea, #{elem_id} input").first.input_value()
@@ -236,3 +236,17 @@ def test_switching_the_model_updates_the_class_lists(page, models):
                            timeout=30_000)
     page.wait_for_function("first => document.querySelector('#gen-classes').innerText.includes(first)",
                            arg=app.class_names(model)[0], timeout=30_000)
+
+
+def test_an_illusion_example_of_another_model_loads_it_and_runs(page, models):
+    """The example buttons name their classes (a table would blank classes the current model lacks);
+    a click switches the model, keeps the example's classes, and the anagram runs with them."""
+    name, model = list(models.items())[-1]
+    a, b, view = app._illusions(model, app.ANAGRAMS, "rot180")[0]
+    open_tab(page, "Illusions")
+    page.get_by_text(f"{name}: {a} / {b} {app._view_label(view)}", exact=True).click()
+    page.wait_for_function("name => document.querySelector('#model-info').innerText.includes(name)", arg=name,
+                           timeout=30_000)
+    page.locator("#anagram-run").click()
+    wait_done(page, "anagram-status", prefix=f"Done: {a} / {b} {view}")  # the earlier anagram said Done too
+    shot(page, "7-illusion-example")
