@@ -39,8 +39,10 @@ def model_card(model: DiffusionModel) -> str:
                          f"{row['fid_floor']:.2f} |")
         commands = list(dict.fromkeys(row.get("command") or metrics.get("command") for row in rows))
         commands = [c for c in commands if c]
-        if commands:
-            lines += ["", "Measured with " + "; ".join(f"`{c}`" for c in commands) + "."]
+        if len(commands) == 1:
+            lines += ["", f"Measured with `{commands[0]}`."]
+        elif commands:
+            lines += ["", "Measured with:", ""] + [f"- `{c}`" for c in commands]
         lines.append("")
     lines += ["## Use", "", "```bash", f"python -m ddpm sample --model {model.name} --per-class 4 --out grid.png", "```", ""]
     return "\n".join(lines)

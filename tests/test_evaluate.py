@@ -212,7 +212,9 @@ def test_write_card(tmp_path, tiny_model):
     ev.write_card(folder, ddpm.load(folder), rows, "python -m ddpm evaluate --model x")
     config = ddpm.load(folder).meta["metrics"]
     assert config["rows"][0]["fid"] == 3.25 and config["rows"][0]["accuracy_real"] is None
-    assert "| ddim 2 steps, guidance 2 | 8 | 0.500 | 3.25 | 1.50 |" in (folder / "README.md").read_text()
+    card = (folder / "README.md").read_text()
+    assert "| ddim 2 steps, guidance 2 | 8 | 0.500 | 3.25 | 1.50 |" in card
+    assert "Measured with `python -m ddpm evaluate --model x`." in card
     # a second run adds its row and replaces the one it measured again; each row keeps its command
     again = [{**rows[0], "fid": 2.5}, {**rows[0], "setting": "ddpm 1000 steps, guidance 2", "fid": 1.75}]
     ev.write_card(folder, ddpm.load(folder), again[1:], "cmd B")
@@ -220,6 +222,6 @@ def test_write_card(tmp_path, tiny_model):
     metrics = ddpm.load(folder).meta["metrics"]
     assert [(r["setting"], r["fid"], r["command"]) for r in metrics["rows"]] == [
         ("ddim 2 steps, guidance 2", 2.5, "cmd C"), ("ddpm 1000 steps, guidance 2", 1.75, "cmd B")]
-    assert "Measured with `cmd C`; `cmd B`" in (folder / "README.md").read_text()
+    assert "Measured with:\n\n- `cmd C`\n- `cmd B`\n" in (folder / "README.md").read_text()
     with pytest.raises(ValueError, match="bundled or local"):
         ev.local_folder(str(tmp_path / "missing"))
