@@ -23,7 +23,8 @@ def model_card(model: DiffusionModel) -> str:
     ]
     labels = {"steps": "training steps", "train_seconds": "training time (s)", "batch_size": "batch size",
               "lr": "learning rate", "ema_decay": "EMA decay", "p_uncond": "class dropout (p_uncond)",
-              "device": "trained on", "train_images": "training images"}
+              "device": "trained on", "train_images": "training images",
+              "continued_from": "continued from"}
     for key, label in labels.items():
         if key in train:
             lines.append(f"| {label} | {train[key]} |")

@@ -9,6 +9,11 @@ needs). AdamW, warmup + cosine learning rate, EMA weights, gradient clipping.
 Everything lives under ``out_dir``: ``state/`` (resumable: weights, EMA, optimizer, step, losses),
 ``samples/step_XXXXXXX.png`` grids, ``loss.png`` and, at the end, ``final/`` (a ddpm checkpoint of
 the EMA weights with config and model card). Re-running the same command resumes.
+
+``init_from`` starts a run from a finished checkpoint instead of from noise, for when its training
+state is gone (a bundled model, one from the Hub): the weights (and so the EMA) start there, the
+step count continues from the checkpoint's, and the optimizer is fresh, with its own warmup and a
+cosine decay over the remaining ``steps - start``.
 """
 from __future__ import annotations
 
@@ -61,6 +66,7 @@ class TrainConfig:
     out_dir: str = ""                  # default: runs/<name>
     data_root: str = ""                # default: ddpm.data.data_root()
     max_train_images: int = 0          # 0: all (tests use a handful)
+    init_from: str = ""                # a ddpm checkpoint (folder, bundled name, Hub id) to continue from
 
     def __post_init__(self):
         self.widths = tuple(self.widths)
@@ -133,10 +139,16 @@ class Trainer:
         self.model = build(c.family, image_size=images.shape[-1], channels=images.shape[1],
                            num_classes=len(class_names), widths=c.widths, attention=c.attention,
                            layers_per_block=c.layers_per_block, class_emb_size=c.class_emb_size, dropout=c.dropout)
+        self.step, self.elapsed, self.losses = 0, 0.0, []  # losses: [step, mean loss] per log_every
+        state = c.run_dir / "state" / "train_state.json"
+        if not state.is_file() and c.init_from:
+            self._init_from(c.init_from)
+        self.start_step = json.loads(state.read_text()).get("start_step", 0) if state.is_file() else self.step
+        if c.steps <= self.start_step:
+            raise ValueError(f"steps ({c.steps}) must be more than the {self.start_step} this run starts from")
         self.ema = EMAModel(self.model.parameters(), decay=c.ema_decay, use_ema_warmup=True, power=3 / 4)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
-        self.lr_schedule = get_cosine_schedule_with_warmup(self.optimizer, c.warmup, c.steps)
-        self.step, self.elapsed, self.losses = 0, 0.0, []  # losses: [step, mean loss] per log_every
+        self.lr_schedule = get_cosine_schedule_with_warmup(self.optimizer, c.warmup, c.steps - self.start_step)
         self._resume()
         self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
         self.ema.to(self.accelerator.device)
@@ -227,10 +239,34 @@ class Trainer:
             torch.save(self.lr_schedule.state_dict(), folder / "lr_schedule.pt")
             torch.save(self.ema.state_dict(), folder / "ema.pt")
             (folder / "train_state.json").write_text(json.dumps(
-                {"step": self.step, "elapsed_s": self.elapsed, "losses": self.losses,
-                 "config": asdict(self.config)}, indent=1))
+                {"step": self.step, "start_step": self.start_step, "elapsed_s": self.elapsed,
+                 "losses": self.losses, "config": asdict(self.config)}, indent=1))
 
         _atomic_dir_write(self.config.run_dir / "state", write)
+
+    def _init_from(self, name_or_path: str) -> None:
+        """Start from a finished checkpoint's weights: same family, shape and classes as this config."""
+        from .checkpoint import load
+
+        source = load(name_or_path, device="cpu")
+        mine = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
+        theirs = {k: tuple(v.shape) for k, v in source.denoiser.state_dict().items()}
+        problems = []
+        if source.denoiser.family != self.config.family:
+            problems.append(f"family {source.denoiser.family!r}, config has {self.config.family!r}")
+        if list(source.class_names) != list(self.class_names):
+            problems.append(f"classes {list(source.class_names)[:4]}..., data has {list(self.class_names)[:4]}...")
+        if (source.schedule.kind, source.schedule.num_timesteps) != (self.schedule.kind, self.schedule.num_timesteps):
+            problems.append("a different noise schedule")
+        if not problems and mine != theirs:
+            problems.append("weights of other shapes (widths, attention or layers differ)")
+        if problems:
+            raise ValueError(f"cannot continue from {name_or_path!r}: it has " + "; ".join(problems))
+        self.model.load_state_dict(source.denoiser.state_dict())
+        training = source.meta.get("training", {})
+        self.step = int(training.get("steps", 0))
+        self.elapsed = float(training.get("train_seconds", 0.0))
+        print(f"starting {self.config.name} from {name_or_path} at step {self.step}")
 
     def _resume(self) -> None:
         from safetensors.torch import load_model
@@ -259,6 +295,8 @@ class Trainer:
                              "p_uncond": c.p_uncond, "mixed_precision": c.mixed_precision,
                              "device": str(self.accelerator.device), "seed": c.seed,
                              "train_images": len(self.labels)}}
+        if c.init_from:
+            meta["training"]["continued_from"] = f"{c.init_from} at step {self.start_step}"
         return DiffusionModel(denoiser, self.schedule, list(self.class_names), c.dataset, name=c.name, meta=meta)
 
     def write_progress(self) -> None:

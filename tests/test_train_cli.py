@@ -68,6 +68,55 @@ def test_training_resumes_from_its_saved_state(tmp_path):
     assert second.step == 5 and len(second.losses) == 5
 
 
+def test_init_from_continues_a_finished_checkpoint(tmp_path):
+    """A checkpoint without training state (a bundled model) can be trained further: its weights are the
+    start, the step count continues from its own, the lr warms up again and decays to the new end, and
+    the continued run itself resumes like any other."""
+    images, labels, names = _toy_data()
+    first = Trainer(TrainConfig(name="toy", family="scratch", steps=3, out_dir=str(tmp_path / "a"), **TINY),
+                    images, labels, names)
+    folder = first.fit()
+    config = TrainConfig(name="toy", family="scratch", steps=7, out_dir=str(tmp_path / "b"), init_from=str(folder),
+                         **{**TINY, "warmup": 2})
+    second = Trainer(config, images, labels, names)
+    assert second.step == 3 and second.start_step == 3
+    exported = ddpm.load(folder).denoiser.state_dict()
+    for key, value in second.accelerator.unwrap_model(second.model).state_dict().items():
+        assert torch.equal(value, exported[key]), key
+    lrs = []
+    for _ in range(4):  # the schedule counts from the start of this run: warmup 2, cosine over 7 - 3
+        lrs.append(second.lr_schedule.get_last_lr()[0])
+        second.lr_schedule.step()
+    assert lrs[:3] == pytest.approx([0.0, 0.5e-3, 1e-3]) and 0 < lrs[3] < 1e-3
+    config.steps = 5
+    second = Trainer(config, images, labels, names)
+    second.fit()
+    assert second.step == 5
+    config.steps = 7  # resuming the continued run keeps its start, not the checkpoint's weights again
+    third = Trainer(config, images, labels, names)
+    assert third.step == 5 and third.start_step == 3
+    third.fit()
+    meta = json.loads((tmp_path / "b" / "final" / "config.json").read_text())["training"]
+    assert meta["steps"] == 7 and meta["continued_from"] == f"{folder} at step 3"
+    assert "continued from" in (tmp_path / "b" / "final" / "README.md").read_text()
+
+
+def test_init_from_refuses_a_checkpoint_of_another_shape(tmp_path):
+    images, labels, names = _toy_data()
+    folder = Trainer(TrainConfig(name="toy", family="scratch", steps=1, out_dir=str(tmp_path / "a"), **TINY),
+                     images, labels, names).fit()
+    wider = TrainConfig(name="toy", family="scratch", steps=3, out_dir=str(tmp_path / "b"), init_from=str(folder),
+                        **{**TINY, "widths": (8, 24)})
+    with pytest.raises(ValueError, match="cannot continue from .*other shapes"):
+        Trainer(wider, images, labels, names)
+    with pytest.raises(ValueError, match="cannot continue from .*classes"):
+        Trainer(TrainConfig(name="toy", family="scratch", steps=3, out_dir=str(tmp_path / "c"), init_from=str(folder),
+                            **TINY), images, labels, ["x", "y", "z"])
+    with pytest.raises(ValueError, match="must be more than the 1"):
+        Trainer(TrainConfig(name="toy", family="scratch", steps=1, out_dir=str(tmp_path / "d"), init_from=str(folder),
+                            **TINY), images, labels, names)
+
+
 def test_config_files_are_validated(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\nsteppz = 3\n')
