@@ -394,11 +394,23 @@ def parse_samplers(spec: str) -> list[tuple[str, int]]:
     return pairs
 
 
-def settings_from_spec(spec: str, guidance: float = DEFAULT_GUIDANCE, seed: int = 0,
+def parse_guidance(spec: float | str) -> list[float]:
+    """"1.5" -> [1.5]; "1,1.5,2,3" -> a sweep, each value one row per sampler."""
+    values = []
+    for part in (p.strip() for p in str(spec).split(",")):
+        try:
+            values.append(float(part))
+        except ValueError:
+            raise ValueError(f"bad guidance {part!r} in {str(spec)!r}: write a number or several, e.g. 1,1.5,2") from None
+    return values
+
+
+def settings_from_spec(spec: str, guidance: float | str = DEFAULT_GUIDANCE, seed: int = 0,
                        dtype: str = "float32") -> list[Settings]:
-    """Sampler spec (see ``parse_samplers``) -> one ``Settings`` per sampler, sharing guidance, seed, dtype."""
-    return [Settings(sampler=name, steps=steps, guidance=guidance, seed=seed, dtype=dtype)
-            for name, steps in parse_samplers(spec)]
+    """Sampler spec (see ``parse_samplers``) x guidance (one value or a comma-separated sweep) -> one
+    ``Settings`` per pair, sampler-major, sharing seed and dtype."""
+    return [Settings(sampler=name, steps=steps, guidance=g, seed=seed, dtype=dtype)
+            for name, steps in parse_samplers(spec) for g in parse_guidance(guidance)]
 
 
 def split_test(test_images: torch.Tensor, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -554,8 +566,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--n", type=int, default=1000, help="samples per setting, class-balanced (default 1000)")
     parser.add_argument("--samplers", default=DEFAULT_SAMPLERS,
                         help=f"comma-separated NAME:STEPS, e.g. ddpm:1000,ddim:50,dpm++:20 (default {DEFAULT_SAMPLERS})")
-    parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
-                        help=f"classifier-free guidance scale (default {DEFAULT_GUIDANCE})")
+    parser.add_argument("--guidance", default=f"{DEFAULT_GUIDANCE:g}",
+                        help=f"classifier-free guidance scale, or several for a sweep, e.g. 1,1.5,2,3 "
+                             f"(default {DEFAULT_GUIDANCE:g})")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed and test-split cut (default 0)")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                         help="model precision while sampling (default float32)")
@@ -569,7 +582,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def command_line(args: argparse.Namespace) -> str:
     """The canonical command that reproduces a measurement, for the model card."""
     return (f"python -m ddpm evaluate --model {args.model} --n {args.n} --samplers {args.samplers} "
-            f"--guidance {args.guidance:g} --seed {args.seed}" + (f" --dtype {args.dtype}" if args.dtype != "float32" else ""))
+            f"--guidance {','.join(f'{g:g}' for g in parse_guidance(args.guidance))} --seed {args.seed}" + (f" --dtype {args.dtype}" if args.dtype != "float32" else ""))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -196,6 +196,21 @@ def test_evaluate_rejects_bad_input(tiny_model, quadrant_classifier):
                     test_images=torch.zeros(40, 1, 28, 28), progress=False)
     with pytest.raises(ValueError, match="unknown sampler"):
         ev.settings_from_spec("foo:10")
+    with pytest.raises(ValueError, match="bad guidance 'x'"):
+        ev.settings_from_spec("dpm++:20", guidance="1,x")
+    with pytest.raises(ValueError, match="guidance must be between"):
+        ev.settings_from_spec("dpm++:20", guidance="1,-2")
+
+
+def test_guidance_sweep_is_one_row_per_sampler_and_value(capsys):
+    sweep = ev.settings_from_spec("ddim:50,dpm++:20", guidance=" 1, 1.5,3 ", seed=4)
+    assert [(s.sampler, s.steps, s.guidance) for s in sweep] == [
+        ("ddim", 50, 1.0), ("ddim", 50, 1.5), ("ddim", 50, 3.0), ("dpm++", 20, 1.0), ("dpm++", 20, 1.5), ("dpm++", 20, 3.0)]
+    assert {s.seed for s in sweep} == {4}
+    args = ev.add_arguments(argparse.ArgumentParser()).parse_args(["--model", "m", "--guidance", "1,1.50"])
+    assert "--guidance 1,1.5 --seed 0" in ev.command_line(args)
+    assert ev.run(ev.add_arguments(argparse.ArgumentParser()).parse_args(["--model", "m", "--guidance", "a"])) == 2
+    assert "bad guidance 'a'" in capsys.readouterr().err
 
 
 def test_cli_reports_bad_sampler(capsys):
