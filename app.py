@@ -650,6 +650,57 @@ def _follow_model(ui: UI, box, choices_of, default_of, multiselect: bool = False
     ui.model_ready.success(update, [ui.model, ui.session, box], box, api_visibility="private", queue=False)
 
 
+@functools.lru_cache(maxsize=256)
+def _picture(path: str) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as pic:
+        return np.asarray(pic.convert("RGBA"))
+
+
+def _composite_path(value) -> str:
+    """The file an example value shows: the picture itself, or a preset mask's composite."""
+    return value["composite"] if isinstance(value, dict) else value
+
+
+def shows_example(current, value) -> bool:
+    """Whether an editor's value still shows exactly the example ``value`` (nothing drawn, painted or uploaded).
+    ``current`` is the editor's numpy dict; a few levels of tolerance absorb the browser's own compositing."""
+    shown = current.get("composite") if isinstance(current, dict) else None
+    if shown is None:
+        return False
+    ref = _picture(_composite_path(value))
+    shown = np.asarray(shown)
+    if shown.ndim == 2:
+        shown = np.stack([shown] * 3 + [np.full_like(shown, 255)], -1)
+    elif shown.shape[-1] == 3:
+        shown = np.concatenate([shown, np.full_like(shown[..., :1], 255)], -1)
+    return shown.shape == ref.shape and int(np.abs(shown.astype(np.int16) - ref).max()) <= 4
+
+
+def next_example(current, own: list, every: list):
+    """What an image box shows after a switch to a model whose example values are ``own`` (``every``: all
+    models' examples): that model's first example while the box shows another model's example untouched,
+    else None (leave it: no examples, one of its own already, or a picture the user drew or uploaded)."""
+    if not own or any(shows_example(current, v) for v in own):
+        return None
+    return own[0] if any(shows_example(current, v) for v in every) else None
+
+
+def _follow_examples(ui: UI, box, examples: list[list[str]], value_of=lambda path: path) -> None:
+    """Keep an untouched example picture in step with the Model box (see next_example)."""
+    by_model: dict[str, list] = {}
+    for name, path in examples:
+        by_model.setdefault(name, []).append(value_of(path))
+    every = [value for values in by_model.values() for value in values]
+
+    def update(name, current):
+        value = next_example(current, by_model.get(name, []), every)
+        return gr.skip() if value is None else value
+    if every:
+        ui.model_ready.success(update, [ui.model, box], box, api_visibility="private", queue=False)
+
+
 def _follow_target(ui: UI, box) -> None:
     """A target-class dropdown: the model's classes after "(none)", which is the default."""
     _follow_model(ui, box, lambda m: [NONE] + class_names(m), lambda m: NONE)
@@ -758,9 +809,11 @@ def _tab_forward(ui: UI):
                 for row in (labels[:2], labels[2:]):
                     with gr.Row():
                         shown += [gr.Image(label=label, type="numpy", format="png", height=240, interactive=False,
-                                           buttons=["download"], min_width=160) for label in row]
+                                           buttons=["download"], min_width=160, elem_id=f"forward-{i}")
+                                  for i, label in enumerate(row, len(shown))]
                 note = gr.Textbox(label="What happened", interactive=False, elem_id="forward-note")
         image_examples(ui, image, examples)
+    _follow_examples(ui, image, examples)
     inputs = [ui.model, image, t, seed, blur, ui.session]
     run.click(ui.lab.forward, inputs, [*shown, note], api_name="forward", concurrency_id="model")
     t.release(ui.lab.forward, inputs, [*shown, note], api_visibility="private", concurrency_id="model",
@@ -802,6 +855,7 @@ def _tab_sdedit(ui: UI):
                                          object_fit="contain", elem_id="sdedit-gallery")
                 steps = scrubber("sdedit-scrubber")
         image_examples(ui, image, examples)
+    _follow_examples(ui, image, examples)
     event = run.click(ui.lab.sdedit, [ui.model, image, target, strengths, *sampling.inputs, ui.session],
                       [gallery, seen, status, ui.last_run], api_name="sdedit", show_progress_on=status,
                       concurrency_id="model")
@@ -838,6 +892,7 @@ def _tab_inpaint(ui: UI):
                                   elem_id="inpaint-result")
         image_examples(ui, editor, [[name, preset_mask(path)] for name, path in examples],
                        "Test-set examples (lower half masked)")
+    _follow_examples(ui, editor, examples, preset_mask)
     event = run.click(ui.lab.inpaint, [ui.model, editor, target, repaint, count, *sampling.inputs, ui.session],
                       [seen, result, status, ui.last_run], api_name="inpaint", show_progress_on=status,
                       concurrency_id="model")

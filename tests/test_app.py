@@ -368,6 +368,35 @@ def test_prepare_sketch_and_mask_from_editor(models):
         im.mask_from_editor({"background": None, "layers": [np.zeros((8, 8, 4), np.uint8)]}, models["mnist"])
 
 
+def test_an_untouched_example_follows_the_model_and_a_user_picture_stays():
+    """After a model switch the image boxes show the new model's first example, but only while they show
+    another model's example untouched: a stroke, a painted mask or an upload is never replaced."""
+    pictures = {name: sorted(str(p) for p in (app.EXAMPLES_DIR / name).glob("*.png"))[:3]
+                for name in ("mnist", "fashion")}
+
+    def as_sent(path):  # what the editor sends for an untouched picture
+        return {"background": app._picture(path), "layers": [], "composite": app._picture(path)}
+
+    def masked(path):  # ... and for an untouched preset mask
+        return as_sent(app.preset_mask(path)["composite"])
+
+    for value_of, sent in ((lambda p: p, as_sent), (app.preset_mask, masked)):
+        own = {name: [value_of(p) for p in paths] for name, paths in pictures.items()}
+        every = own["mnist"] + own["fashion"]
+        digit, coat = pictures["mnist"][1], pictures["fashion"][2]
+        assert app.next_example(sent(digit), own["fashion"], every) == own["fashion"][0]
+        assert app.next_example(sent(coat), own["fashion"], every) is None, "already one of this model's"
+        assert app.next_example(sent(coat), own["mnist"], every) == own["mnist"][0]
+        stroked = sent(digit)
+        stroked["composite"] = stroked["composite"].copy()
+        stroked["composite"][100:110, 100:140] = (229, 57, 53, 255)
+        assert app.next_example(stroked, own["fashion"], every) is None, "the user's stroke stays"
+        assert app.next_example(None, own["fashion"], every) is None
+        assert app.next_example(sent(digit), [], every) is None, "a model without examples leaves the box alone"
+    assert app.shows_example({"composite": app._picture(digit)[..., 0]}, digit), "a grey composite"
+    assert not app.shows_example({"composite": app._picture(digit)[:100]}, digit)
+
+
 def test_display_helpers(tmp_path):
     x = torch.linspace(-1, 1, 2 * 3 * 8 * 8).reshape(2, 3, 8, 8)
     assert im.to_display(x, 4).shape == (2, 32, 32, 3)

@@ -8,6 +8,7 @@ else tiny random ones. The tests share one page and run in file order.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -20,6 +21,7 @@ from PIL import Image
 
 import app
 import ddpm
+from ddpm import images as im
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent
@@ -236,6 +238,20 @@ def test_switching_the_model_updates_the_class_lists(page, models):
                            timeout=30_000)
     page.wait_for_function("first => document.querySelector('#gen-classes').innerText.includes(first)",
                            arg=app.class_names(model)[0], timeout=30_000)
+    # the Forward tab still showed the first model's example, untouched: it now shows this model's first one
+    first = sorted((app.EXAMPLES_DIR / model.dataset).glob("*.png"))[0]
+    picture = app._picture(str(first))
+    expected = im.to_display(im.prepare_sketch({"background": picture, "layers": [], "composite": picture}, model),
+                             app._scale(model))
+    open_tab(page, "Forward process")
+    before = page.locator("#forward-0 img").get_attribute("src")
+    page.wait_for_timeout(1000)  # the example follows the model in its own event
+    page.locator("#forward-run").click()
+    page.wait_for_function("old => { const img = document.querySelector('#forward-0 img'); "
+                           "return img && img.getAttribute('src') !== old; }", arg=before, timeout=RUN_TIMEOUT)
+    body = page.request.get(page.locator("#forward-0 img").get_attribute("src")).body()
+    seen = np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))
+    assert seen.shape == expected.shape and np.abs(seen.astype(int) - expected).max() <= 1
 
 
 def test_an_illusion_example_of_another_model_loads_it_and_runs(page, models):
