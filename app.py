@@ -682,22 +682,22 @@ def next_example(current, own: list, every: list):
     """What an image box shows after a switch to a model whose example values are ``own`` (``every``: all
     models' examples): that model's first example while the box shows another model's example untouched,
     else None (leave it: no examples, one of its own already, or a picture the user drew or uploaded)."""
-    if not own or any(shows_example(current, v) for v in own):
-        return None
-    return own[0] if any(shows_example(current, v) for v in every) else None
+    shown = next((v for v in every if shows_example(current, v)), None)
+    return own[0] if own and shown is not None and shown not in own else None
 
 
-def _follow_examples(ui: UI, box, examples: list[list[str]], value_of=lambda path: path) -> None:
-    """Keep an untouched example picture in step with the Model box (see next_example)."""
+def _follow_examples(ui: UI, box, rows: list[list]) -> None:
+    """Keep an untouched example picture in step with the Model box (see next_example); ``rows`` are the
+    tab's [model name, example value] rows."""
     by_model: dict[str, list] = {}
-    for name, path in examples:
-        by_model.setdefault(name, []).append(value_of(path))
-    every = [value for values in by_model.values() for value in values]
+    for name, value in rows:
+        by_model.setdefault(name, []).append(value)
+    every = [value for _, value in rows]
 
     def update(name, current):
         value = next_example(current, by_model.get(name, []), every)
         return gr.skip() if value is None else value
-    if every:
+    if rows:
         ui.model_ready.success(update, [ui.model, box], box, api_visibility="private", queue=False)
 
 
@@ -865,7 +865,7 @@ def _tab_sdedit(ui: UI):
 
 
 def _tab_inpaint(ui: UI):
-    examples = example_images(ui.lab)
+    examples = [[name, preset_mask(path)] for name, path in example_images(ui.lab)]
     names = ui.lab.default_classes
     with gr.Tab("Inpaint", id="inpaint"):
         gr.Markdown("Paint over the part of the image to replace; the model regenerates it to fit the rest, "
@@ -874,7 +874,7 @@ def _tab_inpaint(ui: UI):
                     elem_classes="help")
         with gr.Row():
             with gr.Column(scale=3, min_width=340):
-                editor = gr.ImageMask(value=preset_mask(examples[0][1]) if examples else None, type="numpy",
+                editor = gr.ImageMask(value=examples[0][1] if examples else None, type="numpy",
                                       sources=("upload", "clipboard"), layers=False, transforms=(),
                                       brush=gr.Brush(default_size=16, colors=[MASK_COLOUR], color_mode="fixed"),
                                       height=460, label="Image: paint the region to replace", elem_id="inpaint-editor")
@@ -890,9 +890,8 @@ def _tab_inpaint(ui: UI):
                                 height=230, interactive=False)
                 result = gr.Image(label="Results", type="pil", format="png", height=260, interactive=False,
                                   elem_id="inpaint-result")
-        image_examples(ui, editor, [[name, preset_mask(path)] for name, path in examples],
-                       "Test-set examples (lower half masked)")
-    _follow_examples(ui, editor, examples, preset_mask)
+        image_examples(ui, editor, examples, "Test-set examples (lower half masked)")
+    _follow_examples(ui, editor, examples)
     event = run.click(ui.lab.inpaint, [ui.model, editor, target, repaint, count, *sampling.inputs, ui.session],
                       [seen, result, status, ui.last_run], api_name="inpaint", show_progress_on=status,
                       concurrency_id="model")
