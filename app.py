@@ -512,8 +512,9 @@ def describe(model: ddpm.DiffusionModel) -> str:
     metrics = model.meta.get("metrics", {}).get("rows") or []
     quality = ""
     if metrics:
-        best = metrics[0]
-        quality = f" · class accuracy {best['accuracy']:.2f}, FID {best['fid']:.1f} ({best['setting']})"
+        first = metrics[0]  # the card's headline row
+        floor = f", floor {first['fid_floor']:.1f}" if first.get("fid_floor") is not None else ""
+        quality = f" · class accuracy {first['accuracy']:.2f}, FID {first['fid']:.1f}{floor} ({first['setting']})"
     return (f"**{model.name}** · {model.channels}×{model.image_size}×{model.image_size} · classes: {classes} · "
             f"`{model.denoiser.family}` {params:.2f} M params · {model.schedule.kind} schedule, "
             f"T = {model.schedule.num_timesteps} · on {model.device.type}{quality}")

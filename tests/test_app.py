@@ -397,6 +397,15 @@ def test_an_untouched_example_follows_the_model_and_a_user_picture_stays():
     assert not app.shows_example({"composite": app._picture(digit)[:100]}, digit)
 
 
+def test_model_info_states_the_cards_measured_quality_with_its_floor(models):
+    bundled = ddpm.load("checkpoints/mnist")
+    row = bundled.meta["metrics"]["rows"][0]
+    info = app.describe(bundled)
+    assert f"class accuracy {row['accuracy']:.2f}, FID {row['fid']:.1f}, floor {row['fid_floor']:.1f}" in info
+    assert "**mnist**" in info and "1×28×28" in info
+    assert "accuracy" not in app.describe(models["emoji"])  # untrained: nothing measured, nothing claimed
+
+
 def test_display_helpers(tmp_path):
     x = torch.linspace(-1, 1, 2 * 3 * 8 * 8).reshape(2, 3, 8, 8)
     assert im.to_display(x, 4).shape == (2, 32, 32, 3)
