@@ -511,8 +511,8 @@ def describe(model: ddpm.DiffusionModel) -> str:
     params = model.denoiser.num_parameters() / 1e6
     metrics = model.meta.get("metrics", {}).get("rows") or []
     quality = ""
-    if metrics:
-        first = metrics[0]  # the card's headline row
+    if metrics:  # the headline row: the one at the model's default guidance, else the card's first
+        first = next((row for row in metrics if row.get("guidance") == model.default_guidance), metrics[0])
         floor = f", floor {first['fid_floor']:.1f}" if first.get("fid_floor") is not None else ""
         quality = f" · class accuracy {first['accuracy']:.2f}, FID {first['fid']:.1f}{floor} ({first['setting']})"
     return (f"**{model.name}** · {model.channels}×{model.image_size}×{model.image_size} · classes: {classes} · "
@@ -603,12 +603,14 @@ def preset_mask(picture: str) -> dict:
 
 
 def sampling_controls(sampler: str = "dpm++", steps: int = 20, guidance: float = ddpm.recipes.DEFAULT_GUIDANCE,
-                      open: bool = False) -> Sampling:
+                      open: bool = False, elem_id: str | None = None) -> Sampling:
+    """The sampler accordion and the seed row; ``elem_id`` (a tab's prefix) names the guidance slider."""
     with gr.Accordion("Sampler", open=open):
         with gr.Row():
             sampler_box = gr.Dropdown(SAMPLERS, value=sampler, label="Sampler", min_width=150)
             steps_box = gr.Slider(1, 1000, value=steps, step=1, label="Steps", min_width=200)
         guidance_box = gr.Slider(0, 10, value=guidance, step=0.5, label="Guidance scale",
+                                 elem_id=f"{elem_id}-guidance" if elem_id else None,
                                  info="0: unconditional · 1: plain conditional · higher: more typical of the class")
     with gr.Row(equal_height=True):
         seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=2**63 - 1, min_width=120)
@@ -649,6 +651,22 @@ def _follow_model(ui: UI, box, choices_of, default_of, multiselect: bool = False
             keep = current if current in values else None
         return gr.Dropdown(choices=choices, value=keep or default_of(model))
     ui.model_ready.success(update, [ui.model, ui.session, box], box, api_visibility="private", queue=False)
+
+
+def _follow_guidance(ui: UI, slider: gr.Slider) -> None:
+    """Keep a guidance slider at the model's own default (``DiffusionModel.default_guidance``: 3 for
+    emoji, 1.5 for the digits) until the user moves it; from then on a model switch leaves their value."""
+    moved = gr.State(False)
+    slider.input(lambda: True, None, moved, api_visibility="private", queue=False)
+
+    def update(name, session, touched):
+        if touched:
+            return gr.skip()
+        try:
+            return ui.lab.model(name, session).default_guidance
+        except ValueError:
+            return gr.skip()
+    ui.model_ready.success(update, [ui.model, ui.session, moved], slider, api_visibility="private", queue=False)
 
 
 @functools.lru_cache(maxsize=256)
@@ -738,7 +756,10 @@ def _tab_generate(ui: UI):
                 classes = gr.Dropdown(names, value=names[:10], multiselect=True, allow_custom_value=True,
                                       label="Classes", elem_id="gen-classes")
                 per_class = gr.Slider(1, MAX_PER_CLASS, value=2, step=1, label="Images per class")
-                sampling = sampling_controls(open=True)
+                default = ui.lab.models.get(ui.lab.default)
+                sampling = sampling_controls(open=True, elem_id="gen", guidance=default.default_guidance if default else
+                                             ddpm.recipes.DEFAULT_GUIDANCE)
+                _follow_guidance(ui, sampling.guidance)  # inside the tab: its State must not sit between tabs
                 with gr.Row():
                     run = gr.Button("Generate", variant="primary", elem_id="gen-run")
                     stop = gr.Button("Stop", variant="stop", elem_id="gen-stop")
@@ -748,7 +769,7 @@ def _tab_generate(ui: UI):
                                  interactive=False, buttons=["download", "fullscreen"])
                 files = gr.File(label="Downloads: the grid (PNG) and the denoising (GIF)", file_count="multiple",
                                 interactive=False, elem_id="gen-files", height=110)
-        rows = [[name, class_names(m)[:10], 2, "dpm++", 20, ddpm.recipes.DEFAULT_GUIDANCE, 0]
+        rows = [[name, class_names(m)[:10], 2, "dpm++", 20, m.default_guidance, 0]
                 for name, m in ui.lab.models.items()]
         if rows:
             labels = [f"{r[0]}: {', '.join(r[1][:4])}{', ...' if len(r[1]) > 4 else ''}" for r in rows]

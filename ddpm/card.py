@@ -28,6 +28,9 @@ def model_card(model: DiffusionModel) -> str:
     for key, label in labels.items():
         if key in train:
             lines.append(f"| {label} | {train[key]} |")
+    if "sampling" in cfg:
+        lines.append(f"| default guidance | {model.default_guidance:g} (what `sample`, `evaluate` and the app's "
+                     f"Generate tab use unless told otherwise) |")
     lines += ["", "Weights are the EMA weights. Label index "
               f"{model.denoiser.num_classes} is the null class used for classifier-free guidance.", ""]
     if metrics:
@@ -38,6 +41,10 @@ def model_card(model: DiffusionModel) -> str:
         for row in rows:
             lines.append(f"| {row['setting']} | {row['n']} | {row['accuracy']:.3f} | {row['fid']:.2f} | "
                          f"{row['fid_floor']:.2f} |")
+        from .evaluate import format_class_table
+
+        if per_class := format_class_table(rows):
+            lines += ["", "Class accuracy per class:", "", per_class]
         commands = list(dict.fromkeys(row.get("command") or metrics.get("command") for row in rows))
         commands = [c for c in commands if c]
         if len(commands) == 1:

@@ -2,7 +2,9 @@
 
 Our format (``FORMAT``)::
 
-    <folder>/config.json        family, model config, noise schedule, dataset and class names, training facts
+    <folder>/config.json        family, model config, noise schedule, dataset and class names, training facts,
+                                measured metrics, and optionally "sampling": {"guidance": G}, the model's own
+                                default guidance scale (see ``DiffusionModel.default_guidance``)
     <folder>/model.safetensors  the (EMA) weights
     <folder>/README.md          the model card
 
@@ -57,6 +59,14 @@ class DiffusionModel:
     @property
     def channels(self) -> int:
         return self.denoiser.channels
+
+    @property
+    def default_guidance(self) -> float:
+        """The guidance scale this model samples best at: its config's ``"sampling": {"guidance": G}``,
+        chosen from a measured sweep, else the library's ``DEFAULT_GUIDANCE``."""
+        from .recipes import DEFAULT_GUIDANCE
+
+        return float(self.meta.get("sampling", {}).get("guidance", DEFAULT_GUIDANCE))
 
     @property
     def conditional(self) -> bool:
@@ -170,8 +180,21 @@ def _load_ours(folder: Path, config: dict) -> DiffusionModel:
     _load_weights(denoiser, folder / WEIGHTS_NAME)
     data = config.get("data", {})
     meta = {k: v for k, v in config.items() if k not in ("format", "family", "model", "schedule", "data")}
+    _check_sampling(folder, meta.get("sampling", {}))
     return DiffusionModel(denoiser.eval(), schedule, data.get("class_names"), data.get("dataset"),
                           name=folder.name, meta=meta)
+
+
+def _check_sampling(folder: Path, sampling) -> None:
+    """A config's ``"sampling"`` defaults must be usable, or loading says which line is wrong."""
+    from .recipes import MAX_GUIDANCE
+
+    guidance = sampling.get("guidance") if isinstance(sampling, dict) else None
+    if not isinstance(sampling, dict) or (
+            "guidance" in sampling and not (isinstance(guidance, (int, float)) and not isinstance(guidance, bool)
+                                            and 0 <= guidance <= MAX_GUIDANCE)):
+        raise ValueError(f'{folder / CONFIG_NAME}: "sampling" should be {{"guidance": a number from 0 to '
+                         f"{MAX_GUIDANCE:g}}}, got {sampling!r}")
 
 
 def _load_diffusers_unet(folder: Path) -> DiffusionModel:

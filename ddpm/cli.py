@@ -45,8 +45,9 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--steps", type=_positive_int, default=20, help="sampling steps (default 20)")
     p.add_argument("--sampler", choices=SAMPLERS, default="dpm++", help="default dpm++")
-    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
-                   help=f"classifier-free guidance scale (default {DEFAULT_GUIDANCE})")
+    p.add_argument("--guidance", type=float, default=None,
+                   help=f"classifier-free guidance scale (default: the model's own, from its config, "
+                        f"else {DEFAULT_GUIDANCE:g})")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0: deterministic)")
     p.add_argument("--seed", type=_nonneg_int, default=0)
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
@@ -56,10 +57,17 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args):
-    from .recipes import Settings
+    """The Settings the flags ask for; without --guidance, the library default until ``for_model``."""
+    from .recipes import DEFAULT_GUIDANCE, Settings
 
-    return Settings(sampler=args.sampler, steps=args.steps, guidance=args.guidance, eta=args.eta,
+    guidance = DEFAULT_GUIDANCE if args.guidance is None else args.guidance
+    return Settings(sampler=args.sampler, steps=args.steps, guidance=guidance, eta=args.eta,
                     seed=args.seed, dtype=args.dtype, compile=args.compile)
+
+
+def for_model(settings, args, model):
+    """``settings`` with the model's own default guidance where the command line named none."""
+    return settings if args.guidance is not None else settings.with_(guidance=model.default_guidance)
 
 
 # -- sample -------------------------------------------------------------------------------------------
@@ -104,8 +112,9 @@ def cmd_sample(args) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in (".npz", ".png"):
         raise ValueError(f"--out must end in .npz or .png, got {out.name!r}")
-    settings = settings_from(args)
+    settings = settings_from(args)  # checked before the (slower) load
     model = load(args.model, device=args.device)
+    settings = for_model(settings, args, model)
     labels, nrow = _labels_for(model, args)
     total = len(labels) if labels is not None else (args.n or 16)
     start, chunks = time.perf_counter(), []
@@ -123,7 +132,7 @@ def cmd_sample(args) -> int:
     else:
         save_grid(images, out, nrow=nrow, scale=2)
     print(f"wrote {total} images to {out} ({seconds:.2f} s, {settings.sampler} {settings.steps} steps, "
-          f"guidance {settings.guidance}, seed {settings.seed})")
+          f"guidance {settings.guidance:g}, seed {settings.seed})")
     return 0
 
 

@@ -192,6 +192,13 @@ def accuracy(classifier: Classifier, images: torch.Tensor, labels: torch.Tensor,
     return (predict(classifier, images, batch) == labels.cpu()).double().mean().item()
 
 
+def class_accuracies(predicted: torch.Tensor, labels: torch.Tensor, num_classes: int) -> list[float | None]:
+    """Per class k, the fraction of the images labelled k that were predicted k (None: no such image)."""
+    right = torch.bincount(labels[predicted == labels], minlength=num_classes)
+    total = torch.bincount(labels, minlength=num_classes)
+    return [right[k].item() / total[k].item() if total[k] else None for k in range(num_classes)]
+
+
 # -- the cache --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrainingRecipe:
@@ -436,7 +443,10 @@ def evaluate(model: DiffusionModel, settings_list: Sequence[Settings], n: int = 
     - ``fid_floor``: the same for ``floor_n`` held-out real test images (``floor_n`` = n unless the
       test split has fewer than 2 n images), so both sides have the same sample-size bias;
     - ``accuracy_real``: the classifier's accuracy on those real probe images (NaN without labels);
-    - ``reference_n``: the reference size; ``seconds``: wall time to generate the samples.
+    - ``reference_n``: the reference size; ``seconds``: wall time to generate the samples;
+    - ``class_accuracy`` (conditional models): {class name: accuracy on that class's samples}, which
+      shows which classes lag behind the overall figure, and ``class_accuracy_real``: the same for
+      the whole labelled test split, so a class the classifier itself cannot tell shows as such.
 
     ``classifier`` defaults to ``classifier_for(model.dataset)``; ``test_images`` (N, C, H, W,
     uint8 or float in [-1, 1]) and ``test_labels`` (N,) default to the dataset's test split.
@@ -480,17 +490,26 @@ def evaluate(model: DiffusionModel, settings_list: Sequence[Settings], n: int = 
         log(f"note: the test split has {len(test_images)} images, so the floor uses {len(probe)} "
             f"real images, not n = {n}: it is biased upward relative to the generated rows")
 
+    names = (model.class_names or [str(k) for k in range(model.denoiser.num_classes)]) if model.conditional else []
+    real_per_class = (class_accuracies(predict(classifier, test_images), test_labels.long().cpu(), len(names))
+                      if names and test_labels is not None else [])
+
     rows = []
     for s in tqdm(settings_list, desc=f"evaluating {model.name}", unit="setting", disable=not progress):
         started = time.monotonic()
         samples, labels = sample_images(model, n, s, batch=batch, progress=progress)
         seconds = time.monotonic() - started
-        acc = accuracy(classifier, samples, labels) if labels is not None else float("nan")
+        predicted = predict(classifier, samples) if labels is not None else None
+        acc = (predicted == labels).double().mean().item() if labels is not None else float("nan")
         rows.append({"setting": settings_label(s), "sampler": s.sampler, "steps": s.steps, "guidance": s.guidance,
                      "n": n, "accuracy": round(acc, 4),
                      "fid": round(frechet_distance(features(classifier, samples), reference_feats), 3),
                      "fid_floor": round(fid_floor, 3), "floor_n": len(probe), "reference_n": len(reference),
                      "accuracy_real": round(accuracy_real, 4), "seconds": round(seconds, 1)})
+        if labels is not None:
+            for key, values in (("class_accuracy", class_accuracies(predicted, labels, len(names))),
+                                ("class_accuracy_real", real_per_class)):
+                rows[-1][key] = {name: round(a, 3) for name, a in zip(names, values) if a is not None}
     return rows
 
 
@@ -501,6 +520,23 @@ def format_table(rows: Sequence[dict]) -> str:
     for r in rows:
         lines.append(f"| {r['setting']} | {r['n']} | {r['accuracy']:.3f} | {r['fid']:.2f} | "
                      f"{r['fid_floor']:.2f} | {r.get('seconds', float('nan')):.1f} |")
+    return "\n".join(lines)
+
+
+def format_class_table(rows: Sequence[dict]) -> str:
+    """Per-class accuracy, one row per class and one column per setting, then the real test images'
+    ("" when no row has any)."""
+    rows = [r for r in rows if r.get("class_accuracy")]
+    if not rows:
+        return ""
+    columns = [(r["setting"], r["class_accuracy"]) for r in rows]
+    if real := rows[0].get("class_accuracy_real"):
+        columns.append(("real test images", real))
+    names = list(dict.fromkeys(name for _, values in columns for name in values))
+    lines = ["| class | " + " | ".join(title for title, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name in names:
+        cells = [f"{values[name]:.2f}" if name in values else "" for _, values in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -566,9 +602,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--n", type=int, default=1000, help="samples per setting, class-balanced (default 1000)")
     parser.add_argument("--samplers", default=DEFAULT_SAMPLERS,
                         help=f"comma-separated NAME:STEPS, e.g. ddpm:1000,ddim:50,dpm++:20 (default {DEFAULT_SAMPLERS})")
-    parser.add_argument("--guidance", default=f"{DEFAULT_GUIDANCE:g}",
+    parser.add_argument("--guidance", default=None,
                         help=f"classifier-free guidance scale, or several for a sweep, e.g. 1,1.5,2,3 "
-                             f"(default {DEFAULT_GUIDANCE:g})")
+                             f"(default: the model's own, else {DEFAULT_GUIDANCE:g})")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed and test-split cut (default 0)")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                         help="model precision while sampling (default float32)")
@@ -591,14 +627,20 @@ def run(args: argparse.Namespace) -> int:
     from .checkpoint import load
 
     try:
-        settings = settings_from_spec(args.samplers, args.guidance, args.seed, args.dtype)
+        guidance = DEFAULT_GUIDANCE if args.guidance is None else args.guidance
+        settings = settings_from_spec(args.samplers, guidance, args.seed, args.dtype)  # checked before the load
         folder = local_folder(args.model) if args.write_card else None
         model = load(args.model)
+        if args.guidance is None:  # the model's own default; the card's command names it
+            args.guidance = f"{model.default_guidance:g}"
+            settings = settings_from_spec(args.samplers, args.guidance, args.seed, args.dtype)
         rows = evaluate(model, settings, n=args.n, batch=args.batch, seed=args.seed)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(format_table(rows))
+    if per_class := format_class_table(rows):
+        print("\nclass accuracy per class:\n" + per_class)
     if folder is not None:
         write_card(folder, model, rows, command_line(args))
         print(f"wrote the metrics into {folder / 'config.json'} and {folder / 'README.md'}")

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .checkpoint import DiffusionModel
+from .device import cpu
 from .models import build
 from .schedule import NoiseSchedule
 
@@ -140,6 +141,7 @@ class Trainer:
                            num_classes=len(class_names), widths=c.widths, attention=c.attention,
                            layers_per_block=c.layers_per_block, class_emb_size=c.class_emb_size, dropout=c.dropout)
         self.step, self.elapsed, self.losses = 0, 0.0, []  # losses: [step, mean loss] per log_every
+        self.devices: list[str] = []  # the device types trained on, in order (a run may move, CPU -> GPU)
         state = c.run_dir / "state" / "train_state.json"
         if not state.is_file() and c.init_from:
             self._init_from(c.init_from)
@@ -188,6 +190,8 @@ class Trainer:
 
     def fit(self) -> Path:
         c, acc = self.config, self.accelerator
+        if acc.device.type not in self.devices:
+            self.devices.append(acc.device.type)
         self.model.train()
         batches = self._batches()
         last_save, window = time.time(), []
@@ -240,7 +244,7 @@ class Trainer:
             torch.save(self.ema.state_dict(), folder / "ema.pt")
             (folder / "train_state.json").write_text(json.dumps(
                 {"step": self.step, "start_step": self.start_step, "elapsed_s": self.elapsed,
-                 "losses": self.losses, "config": asdict(self.config)}, indent=1))
+                 "devices": self.devices, "losses": self.losses, "config": asdict(self.config)}, indent=1))
 
         _atomic_dir_write(self.config.run_dir / "state", write)
 
@@ -266,6 +270,7 @@ class Trainer:
         training = source.meta.get("training", {})
         self.step = int(training.get("steps", 0))
         self.elapsed = float(training.get("train_seconds", 0.0))
+        self.devices = [d.strip() for d in str(training.get("device", "")).split(",") if d.strip()]
         print(f"starting {self.config.name} from {name_or_path} at step {self.step}")
 
     def _resume(self) -> None:
@@ -276,11 +281,17 @@ class Trainer:
             return
         info = json.loads((state / "train_state.json").read_text())
         load_model(self.model, str(state / "model.safetensors"))
-        # our own files, written by save_state; weights_only refuses anything but tensors and containers
-        self.optimizer.load_state_dict(torch.load(state / "optimizer.pt", weights_only=True))
-        self.lr_schedule.load_state_dict(torch.load(state / "lr_schedule.pt", weights_only=True))
-        self.ema.load_state_dict(torch.load(state / "ema.pt", weights_only=True))
+        # our own files, written by save_state; weights_only refuses anything but tensors and containers.
+        # Read onto the CPU, so a state saved on a GPU resumes on a CPU-only machine (and vice versa):
+        # the optimizer moves its state to the parameters' device, accelerate.prepare the rest.
+        def read(name):
+            return torch.load(state / name, map_location=cpu(), weights_only=True)
+
+        self.optimizer.load_state_dict(read("optimizer.pt"))
+        self.lr_schedule.load_state_dict(read("lr_schedule.pt"))
+        self.ema.load_state_dict(read("ema.pt"))
         self.step, self.elapsed, self.losses = info["step"], info["elapsed_s"], info["losses"]
+        self.devices = info.get("devices", self.devices)
         print(f"resumed {self.config.name} at step {self.step} ({self.elapsed / 60:.1f} min trained)")
 
     def ema_model(self) -> DiffusionModel:
@@ -293,7 +304,7 @@ class Trainer:
         meta = {"training": {"steps": self.step, "train_seconds": round(self.elapsed, 1),
                              "batch_size": c.batch_size, "lr": c.lr, "ema_decay": c.ema_decay,
                              "p_uncond": c.p_uncond, "mixed_precision": c.mixed_precision,
-                             "device": str(self.accelerator.device), "seed": c.seed,
+                             "device": ", ".join(self.devices or [self.accelerator.device.type]), "seed": c.seed,
                              "train_images": len(self.labels)}}
         if c.init_from:
             meta["training"]["continued_from"] = f"{c.init_from} at step {self.start_step}"

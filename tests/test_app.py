@@ -406,6 +406,19 @@ def test_model_info_states_the_cards_measured_quality_with_its_floor(models):
     assert "accuracy" not in app.describe(models["emoji"])  # untrained: nothing measured, nothing claimed
 
 
+def test_model_info_headlines_the_row_at_the_models_own_guidance(models):
+    model = models["emoji"]
+    rows = [{"setting": f"dpm++ 20 steps, guidance {g:g}", "guidance": g, "accuracy": acc, "fid": fid,
+             "fid_floor": 60.0} for g, acc, fid in ((1.5, 0.71, 50.0), (3.0, 0.93, 55.5))]
+    model.meta.update(metrics={"rows": rows}, sampling={"guidance": 3.0})
+    try:
+        assert "class accuracy 0.93, FID 55.5, floor 60.0 (dpm++ 20 steps, guidance 3)" in app.describe(model)
+        model.meta["sampling"] = {"guidance": 2.0}  # no row at its default: the card's first
+        assert "class accuracy 0.71, FID 50.0" in app.describe(model)
+    finally:
+        del model.meta["metrics"], model.meta["sampling"]
+
+
 def test_display_helpers(tmp_path):
     x = torch.linspace(-1, 1, 2 * 3 * 8 * 8).reshape(2, 3, 8, 8)
     assert im.to_display(x, 4).shape == (2, 32, 32, 3)

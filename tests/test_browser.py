@@ -45,7 +45,8 @@ def tiny_models() -> dict[str, ddpm.DiffusionModel]:
         with torch.no_grad():
             for p in denoiser.parameters():
                 p.add_(0.05 * torch.randn_like(p))
-        out[name] = ddpm.DiffusionModel(denoiser.eval(), ddpm.NoiseSchedule(), classes, name, name=name)
+        out[name] = ddpm.DiffusionModel(denoiser.eval(), ddpm.NoiseSchedule(), classes, name, name=name,
+                                        meta={"sampling": {"guidance": 3.0}} if channels == 3 else {})
     return out
 
 
@@ -266,3 +267,28 @@ def test_an_illusion_example_of_another_model_loads_it_and_runs(page, models):
     page.locator("#anagram-run").click()
     wait_done(page, "anagram-status", prefix=f"Done: {a} / {b} {view}")  # the earlier anagram said Done too
     shot(page, "7-illusion-example")
+
+
+def test_generate_guidance_follows_the_model_until_the_user_moves_it(page, models):
+    """Each model brings its own default guidance to the Generate tab; once the user sets one, it stays."""
+    defaults = {name: m.default_guidance for name, m in models.items()}
+    if len(set(defaults.values())) < 2:
+        pytest.skip("every model has the same default guidance")
+    open_tab(page, "Generate")
+    slider = page.locator("#gen-guidance input[type=number]")
+
+    def switch(name):
+        page.locator("#model input").click()
+        page.get_by_role("option", name=name, exact=True).click()
+        page.wait_for_function("name => document.querySelector('#model-info').innerText.includes(name)", arg=name,
+                               timeout=30_000)
+        page.wait_for_timeout(1000)  # the slider follows in the event after the model's
+
+    first, other = min(defaults, key=defaults.get), max(defaults, key=defaults.get)
+    for name in (first, other, first):
+        switch(name)
+        assert float(slider.input_value()) == defaults[name], name
+    slider.fill("5")
+    slider.press("Enter")
+    switch(other)
+    assert float(slider.input_value()) == 5

@@ -500,6 +500,19 @@ def test_checkpoint_round_trip_gives_identical_outputs(tiny_model, tmp_path, fam
         assert torch.equal(loaded.denoiser(x, 7, labels), want)
 
 
+def test_a_checkpoint_carries_its_own_default_guidance(tiny_model, tmp_path):
+    model = tiny_model()
+    assert model.default_guidance == ddpm.recipes.DEFAULT_GUIDANCE  # none stored: the library's
+    model.meta["sampling"] = {"guidance": 3}
+    loaded = ddpm.load(model.save(tmp_path / "m"))
+    assert loaded.default_guidance == 3.0 and loaded.meta["sampling"] == {"guidance": 3}
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    for bad in ({"guidance": 99}, {"guidance": "high"}, {"guidance": True}, [3]):
+        (tmp_path / "m" / "config.json").write_text(json.dumps({**config, "sampling": bad}))
+        with pytest.raises(ValueError, match='"sampling" should be'):
+            ddpm.load(tmp_path / "m")
+
+
 def test_diffusers_unet_folder_loads_as_unconditional_model_with_its_schedule(tmp_path):
     unet = tiny_unet()
     unet.save_pretrained(tmp_path)

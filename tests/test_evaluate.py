@@ -101,6 +101,12 @@ def test_classifier_learns_quadrants(quadrant_classifier):
     assert feats.shape == (64, quadrant_classifier.config.feature_dim) and feats.dtype == np.float64
 
 
+def test_class_accuracies_count_each_class_on_its_own():
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 3])
+    predicted = torch.tensor([0, 0, 0, 2, 0, 1, 3])
+    assert ev.class_accuracies(predicted, labels, 4) == [0.75, 0.5, None, 1.0]
+
+
 def test_classifier_takes_uint8_and_32px():
     clf = ev.Classifier(ev.ClassifierConfig(channels=3, num_classes=9)).eval()
     images = torch.randint(0, 256, (5, 3, 32, 32), dtype=torch.uint8)
@@ -182,6 +188,14 @@ def test_evaluate_rows(tiny_model, quadrant_classifier):
         assert all(math.isfinite(row[k]) and row[k] >= 0 for k in ("fid", "fid_floor", "seconds"))
     table = ev.format_table(rows)
     assert table.count("\n") == 3 and "ddim 2 steps, guidance 2" in table
+    for row in rows:  # the overall accuracy is the class-balanced mean of the per-class ones
+        per_class = row["class_accuracy"]
+        assert list(per_class) == tiny_model.class_names
+        assert row["accuracy"] == pytest.approx(sum(per_class.values()) / len(per_class), abs=1e-3)
+        assert row["class_accuracy_real"] == {name: 1.0 for name in tiny_model.class_names}  # quadrants: all right
+    per_class_table = ev.format_class_table(rows)
+    assert per_class_table.count("\n") == 1 + len(tiny_model.class_names)
+    assert per_class_table.startswith("| class | ddim 2 steps, guidance 2 | dpm++ 3 steps, guidance 2 | real test images |")
 
 
 def test_evaluate_rejects_bad_input(tiny_model, quadrant_classifier):
@@ -211,6 +225,31 @@ def test_guidance_sweep_is_one_row_per_sampler_and_value(capsys):
     assert "--guidance 1,1.5 --seed 0" in ev.command_line(args)
     assert ev.run(ev.add_arguments(argparse.ArgumentParser()).parse_args(["--model", "m", "--guidance", "a"])) == 2
     assert "bad guidance 'a'" in capsys.readouterr().err
+
+
+def test_cli_measures_at_the_models_own_guidance_unless_told(tmp_path, tiny_model, monkeypatch, capsys):
+    """Without --guidance, evaluate samples at the checkpoint's default and the card's command names it;
+    the card lists that default and the per-class accuracies."""
+    tiny_model.meta["sampling"] = {"guidance": 4}
+    folder = tiny_model.save(tmp_path / "tiny")
+    del tiny_model.meta["sampling"]
+    seen = []
+
+    def fake_evaluate(model, settings, **_):  # the sampling itself is tested above
+        seen.append([s.guidance for s in settings])
+        return [{"setting": ev.settings_label(s), "guidance": s.guidance, "n": 8, "accuracy": 0.75, "fid": 3.0,
+                 "fid_floor": 1.0, "seconds": 0.1, "class_accuracy": {"q0": 1.0, "q1": 0.5}} for s in settings]
+
+    monkeypatch.setattr(ev, "evaluate", fake_evaluate)
+    parser = ev.add_arguments(argparse.ArgumentParser())
+    assert ev.run(parser.parse_args(["--model", str(folder), "--samplers", "ddim:2", "--write-card"])) == 0
+    assert ev.run(parser.parse_args(["--model", str(folder), "--samplers", "ddim:2", "--guidance", "1"])) == 0
+    assert seen == [[4.0], [1.0]]
+    assert "| q1 | 0.50 |" in capsys.readouterr().out
+    card = (folder / "README.md").read_text()
+    assert "--samplers ddim:2 --guidance 4 --seed 0`" in card
+    assert "| default guidance | 4 " in card
+    assert "| class | ddim 2 steps, guidance 4 |" in card and "| q0 | 1.00 |" in card
 
 
 def test_cli_reports_bad_sampler(capsys):

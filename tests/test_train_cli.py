@@ -101,6 +101,26 @@ def test_init_from_continues_a_finished_checkpoint(tmp_path):
     assert "continued from" in (tmp_path / "b" / "final" / "README.md").read_text()
 
 
+def test_a_run_that_moves_between_machines_names_every_device_it_trained_on(tmp_path):
+    """Trained on a GPU, resumed on this CPU: the state and the exported card say both, in order; a run
+    continued from that checkpoint keeps the list."""
+    images, labels, names = _toy_data()
+    config = TrainConfig(name="toy", family="scratch", steps=2, out_dir=str(tmp_path / "a"), **TINY)
+    Trainer(config, images, labels, names).fit()
+    state = tmp_path / "a" / "state" / "train_state.json"
+    info = json.loads(state.read_text())
+    assert info["devices"] == ["cpu"]
+    state.write_text(json.dumps({**info, "devices": ["cuda"]}))  # as the GPU machine wrote it
+    config.steps = 3
+    folder = Trainer(config, images, labels, names).fit()
+    assert json.loads(state.read_text())["devices"] == ["cuda", "cpu"]
+    assert ddpm.load(folder).meta["training"]["device"] == "cuda, cpu"
+    assert "| trained on | cuda, cpu |" in (folder / "README.md").read_text()
+    more = TrainConfig(name="toy", family="scratch", steps=4, out_dir=str(tmp_path / "b"), init_from=str(folder),
+                       **TINY)
+    assert ddpm.load(Trainer(more, images, labels, names).fit()).meta["training"]["device"] == "cuda, cpu"
+
+
 def test_init_from_refuses_a_checkpoint_of_another_shape(tmp_path):
     images, labels, names = _toy_data()
     folder = Trainer(TrainConfig(name="toy", family="scratch", steps=1, out_dir=str(tmp_path / "a"), **TINY),
@@ -160,6 +180,22 @@ def test_cli_sample_writes_the_documented_npz(tmp_path, tiny_checkpoint):
     main(["sample", "--model", str(tiny_checkpoint), "--labels", "dog,0,owl", "--steps", "3", "--sampler", "ddim",
           "--guidance", "2", "--seed", "5", "--out", str(again)])
     assert np.array_equal(np.load(again)["images"], data["images"])  # same settings, same images
+
+
+def test_cli_sample_uses_the_models_own_guidance_unless_told(tmp_path, tiny_checkpoint, capsys):
+    def run(*flags):
+        assert main(["sample", "--model", str(tiny_checkpoint), "--labels", "dog", "--steps", "2", *flags,
+                     "--out", str(tmp_path / "g.npz")]) == 0
+        return capsys.readouterr().out
+
+    assert f"guidance {ddpm.recipes.DEFAULT_GUIDANCE:g}," in run()
+    config = json.loads((tiny_checkpoint / "config.json").read_text())
+    try:
+        (tiny_checkpoint / "config.json").write_text(json.dumps({**config, "sampling": {"guidance": 4}}))
+        assert "guidance 4," in run()
+        assert "guidance 0.5," in run("--guidance", "0.5")
+    finally:
+        (tiny_checkpoint / "config.json").write_text(json.dumps(config))
 
 
 def test_cli_sample_per_class_png_and_batches(tmp_path, tiny_checkpoint):
