@@ -131,7 +131,7 @@ def cmd_sample(args) -> int:
                             labels=np.asarray(labels if labels is not None else [-1] * total, dtype=np.int64))
     else:
         save_grid(images, out, nrow=nrow, scale=2)
-    print(f"wrote {total} images to {out} ({seconds:.2f} s, {settings.sampler} {settings.steps} steps, "
+    print(f"wrote {total} image{'s' if total != 1 else ''} to {out} ({seconds:.2f} s, {settings.sampler} {settings.steps} steps, "
           f"guidance {settings.guidance:g}, seed {settings.seed})")
     return 0
 
