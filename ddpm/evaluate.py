@@ -484,14 +484,17 @@ def evaluate(model: DiffusionModel, settings_list: Sequence[Settings], n: int = 
     test_feats = features(classifier, test_images)
     reference_feats = test_feats[reference.numpy()]
     fid_floor = frechet_distance(test_feats[probe.numpy()], reference_feats)
-    accuracy_real = (accuracy(classifier, test_images[probe], test_labels[probe])
+    # one pass of the classifier over the real images gives both the probe's accuracy and the per-class one
+    real_predicted = predict(classifier, test_images) if test_labels is not None else None
+    real_labels = test_labels.long().cpu() if test_labels is not None else None
+    accuracy_real = ((real_predicted[probe] == real_labels[probe]).double().mean().item()
                      if test_labels is not None else float("nan"))
     if len(probe) < n:
         log(f"note: the test split has {len(test_images)} images, so the floor uses {len(probe)} "
             f"real images, not n = {n}: it is biased upward relative to the generated rows")
 
     names = (model.class_names or [str(k) for k in range(model.denoiser.num_classes)]) if model.conditional else []
-    real_per_class = (class_accuracies(predict(classifier, test_images), test_labels.long().cpu(), len(names))
+    real_per_class = (class_accuracies(real_predicted, real_labels, len(names))
                       if names and test_labels is not None else [])
 
     rows = []
