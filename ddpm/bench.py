@@ -72,3 +72,72 @@ def run(args) -> int:
     for mode, (median, warmup, diff) in results.items():
         print(f"{mode:18s} {median:9.3f} {base / median:8.2f}x {warmup:12.2f} {diff:20.4f}")
     return 0
+
+
+# -- training ------------------------------------------------------------------------------------------
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="a training config: TOML file or bundled name (mnist, fashion, letters, emoji)")
+    p.add_argument("--batch-sizes", default="", help="comma-separated, e.g. 64,256,1024 (default: the config's)")
+    p.add_argument("--modes", default="eager,compile", help="eager and/or compile (default both)")
+    p.add_argument("--timed-steps", type=int, default=20, help="timed steps per setting (median reported)")
+    p.add_argument("--untimed-steps", type=int, default=3, help="steps run first, untimed (compilation happens here)")
+    from .cli import add_config_overrides
+
+    add_config_overrides(p)  # --widths 64,128,128, --mixed-precision no, ... as for train
+
+
+def run_train(args) -> int:
+    """Median time of one full training step (loss, backward, clip, AdamW, EMA) per batch size and mode,
+    on random images of the config's dataset shape (no data needed), and images per second."""
+    import tempfile
+
+    from .data import dataset_info
+    from .device import synchronize
+    from .train import TrainConfig, Trainer
+
+    from .cli import config_from_args
+
+    base = config_from_args(args)
+    info = dataset_info(base.dataset)
+    g = torch.Generator().manual_seed(0)
+    n = 4096
+    images = torch.randint(0, 256, (n, info.channels, info.image_size, info.image_size), generator=g,
+                           dtype=torch.uint8)
+    labels = torch.randint(0, len(info.class_names), (n,), generator=g)
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else [base.batch_size]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for batch in batch_sizes:
+            for mode in args.modes.split(","):
+                if mode not in ("eager", "compile"):
+                    raise ValueError(f"unknown mode {mode!r}: eager or compile")
+                config = TrainConfig(**{**vars(base), "batch_size": batch, "compile": mode == "compile",
+                                        "out_dir": f"{tmp}/{batch}-{mode}", "init_from": "",
+                                        "steps": args.untimed_steps + args.timed_steps + 1})
+                trainer = Trainer(config, images, labels, list(info.class_names))
+                trainer.model.train()
+                device, batches = trainer.accelerator.device, trainer._batches()
+                start = time.perf_counter()
+                for _ in range(args.untimed_steps):
+                    trainer.train_step(*next(batches))
+                synchronize(device)
+                warm = time.perf_counter() - start
+                times = []
+                for _ in range(args.timed_steps):
+                    start = time.perf_counter()
+                    trainer.train_step(*next(batches))
+                    synchronize(device)
+                    times.append(time.perf_counter() - start)
+                rows.append((batch, mode, statistics.median(times), warm))
+                if len(rows) == 1:
+                    print(f"{config.name}: {trainer.model.num_parameters() / 1e6:.2f}M params, widths "
+                          f"{list(config.widths)}, {info.channels}x{info.image_size}x{info.image_size}, "
+                          f"mixed precision {config.mixed_precision}, device {device}, "
+                          f"{torch.get_num_threads()} threads")
+    first = rows[0][2] / rows[0][0]  # seconds per image
+    print(f"{'batch':>6s} {'mode':8s} {'ms/step':>9s} {'steps/s':>8s} {'images/s':>9s} {'vs first':>9s} "
+          f"{'warm-up s':>10s}")
+    for batch, mode, median, warm in rows:
+        print(f"{batch:6d} {mode:8s} {1000 * median:9.1f} {1 / median:8.2f} {batch / median:9.0f} "
+              f"{first / (median / batch):8.2f}x {warm:10.1f}")
+    return 0

@@ -31,6 +31,8 @@ def model_card(model: DiffusionModel) -> str:
     if "sampling" in cfg:
         lines.append(f"| default guidance | {model.default_guidance:g} (what `sample`, `evaluate` and the app's "
                      f"Generate tab use unless told otherwise) |")
+    if model.weights_dtype != "float32":
+        lines.append(f"| weights on disk | {model.weights_dtype} (loaded into float32 for sampling) |")
     lines += ["", "Weights are the EMA weights. Label index "
               f"{model.denoiser.num_classes} is the null class used for classifier-free guidance.", ""]
     if metrics:

@@ -4,8 +4,9 @@ Our format (``FORMAT``)::
 
     <folder>/config.json        family, model config, noise schedule, dataset and class names, training facts,
                                 measured metrics, and optionally "sampling": {"guidance": G}, the model's own
-                                default guidance scale (see ``DiffusionModel.default_guidance``)
-    <folder>/model.safetensors  the (EMA) weights
+                                default guidance scale (see ``DiffusionModel.default_guidance``), and
+                                optionally "weights_dtype": "float16" (see ``WEIGHT_DTYPES``)
+    <folder>/model.safetensors  the (EMA) weights, float32 or float16 on disk; always float32 once loaded
     <folder>/README.md          the model card
 
 ``load`` also takes a diffusers ``UNet2DModel`` folder (``config.json`` +
@@ -34,6 +35,11 @@ CARD_NAME = "README.md"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS_DIR = REPO_ROOT / "checkpoints"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# How a checkpoint may store its floating-point weights. float16 halves the file (a Space's git takes
+# files over 10 MB only through LFS) for a rounding of ~5e-4 relative per weight; the model still
+# computes in float32, as loading casts back. A model keeps its storage dtype in meta, so a loaded
+# float16 checkpoint saves as float16 again.
+WEIGHT_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
 @dataclass
@@ -67,6 +73,11 @@ class DiffusionModel:
         from .recipes import DEFAULT_GUIDANCE
 
         return float(self.meta.get("sampling", {}).get("guidance", DEFAULT_GUIDANCE))
+
+    @property
+    def weights_dtype(self) -> str:
+        """How ``save`` stores the weights: ``meta["weights_dtype"]``, float32 unless set."""
+        return str(self.meta.get("weights_dtype", "float32"))
 
     @property
     def conditional(self) -> bool:
@@ -108,9 +119,15 @@ class DiffusionModel:
 
     def save(self, folder: str | Path, card: str | None = None) -> Path:
         """Write config.json, model.safetensors and (if given) the model card README.md."""
+        _check_weights_dtype(self.weights_dtype, where=f"model {self.name!r}")
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        save_model(self.denoiser, str(folder / WEIGHTS_NAME))
+        denoiser = self.denoiser
+        if self.weights_dtype != "float32":
+            import copy
+
+            denoiser = copy.deepcopy(denoiser).to(WEIGHT_DTYPES[self.weights_dtype])
+        save_model(denoiser, str(folder / WEIGHTS_NAME))
         (folder / CONFIG_NAME).write_text(json.dumps(self.config_dict(), indent=2) + "\n")
         if card is not None:
             (folder / CARD_NAME).write_text(card)
@@ -181,6 +198,7 @@ def _load_ours(folder: Path, config: dict) -> DiffusionModel:
     data = config.get("data", {})
     meta = {k: v for k, v in config.items() if k not in ("format", "family", "model", "schedule", "data")}
     _check_sampling(folder, meta.get("sampling", {}))
+    _check_weights_dtype(meta.get("weights_dtype", "float32"), where=str(folder / CONFIG_NAME))
     return DiffusionModel(denoiser.eval(), schedule, data.get("class_names"), data.get("dataset"),
                           name=folder.name, meta=meta)
 
@@ -195,6 +213,11 @@ def _check_sampling(folder: Path, sampling) -> None:
                                             and 0 <= guidance <= MAX_GUIDANCE)):
         raise ValueError(f'{folder / CONFIG_NAME}: "sampling" should be {{"guidance": a number from 0 to '
                          f"{MAX_GUIDANCE:g}}}, got {sampling!r}")
+
+
+def _check_weights_dtype(dtype, where: str) -> None:
+    if dtype not in WEIGHT_DTYPES:
+        raise ValueError(f'{where}: "weights_dtype" should be one of {", ".join(WEIGHT_DTYPES)}, got {dtype!r}')
 
 
 def _load_diffusers_unet(folder: Path) -> DiffusionModel:

@@ -137,18 +137,53 @@ def cmd_sample(args) -> int:
 
 
 # -- train ---------------------------------------------------------------------------------------------
-def _train_parser(sub):
+def _comma_list(kind):
+    """argparse type for "64,128,128" (ints) or "false,false,true" (bools)."""
+    def parse(text: str):
+        items = [t.strip().lower() for t in text.split(",") if t.strip()]
+        try:
+            if kind is bool:
+                if set(items) - {"true", "false", "1", "0"}:
+                    raise ValueError
+                return tuple(t in ("true", "1") for t in items)
+            return tuple(int(t) for t in items)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {kind.__name__}s, "
+                                             f"got {text!r}") from None
+    return parse
+
+
+def add_config_overrides(p: argparse.ArgumentParser) -> None:
+    """A ``--flag`` for every TrainConfig setting (``--batch-size 256``, ``--widths 64,128,128``,
+    ``--compile/--no-compile``), each overriding the config file's value when given."""
     from dataclasses import fields
 
     from .train import TrainConfig
 
+    types = {"int": int, "float": float, "str": str}
+    for f in fields(TrainConfig):
+        flag, more = f"--{f.name.replace('_', '-')}", {"dest": f.name, "default": None, "help": f"override {f.name}"}
+        if f.type in types:
+            p.add_argument(flag, type=types[f.type], **more)
+        elif f.type == "bool":
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, **more)
+        elif f.type in ("tuple[int, ...]", "tuple[bool, ...]"):
+            p.add_argument(flag, type=_comma_list(bool if "bool" in f.type else int), **more)
+
+
+def config_from_args(args):
+    """The TrainConfig of ``args.config`` with the command line's overrides."""
+    from dataclasses import fields
+
+    from .train import TrainConfig
+
+    return TrainConfig.from_file(args.config, **{f.name: getattr(args, f.name, None) for f in fields(TrainConfig)})
+
+
+def _train_parser(sub):
     p = sub.add_parser("train", help="train a model from a TOML config (resumes if its run folder has state)")
     p.add_argument("config", help="a TOML file, or a bundled config name (mnist, fashion, letters, emoji)")
-    scalar_types = {"int": int, "float": float, "str": str}
-    for f in fields(TrainConfig):
-        if f.type in scalar_types:
-            p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=scalar_types[f.type], default=None,
-                           help=f"override {f.name}")
+    add_config_overrides(p)
     p.add_argument("--export-to", help="also copy the final checkpoint folder here (e.g. checkpoints/mnist)")
     p.add_argument("--export-now", action="store_true",
                    help="do not train: export the EMA weights of the saved state as they are (a snapshot)")
@@ -157,12 +192,10 @@ def _train_parser(sub):
 
 def cmd_train(args) -> int:
     import shutil
-    from dataclasses import fields
 
-    from .train import TrainConfig, Trainer
+    from .train import Trainer
 
-    overrides = {f.name: getattr(args, f.name, None) for f in fields(TrainConfig)}
-    config = TrainConfig.from_file(args.config, **overrides)
+    config = config_from_args(args)
     trainer = Trainer(config)
     if args.export_now:
         if trainer.step == 0:
@@ -231,10 +264,19 @@ def _bench_parser(sub):
     p.set_defaults(run=bench.run)
 
 
+def _bench_train_parser(sub):
+    from . import bench
+
+    p = sub.add_parser("bench-train", help="measure training speed: ms a step per batch size, eager vs compiled")
+    bench.add_train_arguments(p)
+    p.set_defaults(run=bench.run_train)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ddpm", description="Class-conditioned diffusion models.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_sample_parser, _train_parser, _data_parser, _evaluate_parser, _models_parser, _bench_parser):
+    for add in (_sample_parser, _train_parser, _data_parser, _evaluate_parser, _models_parser, _bench_parser,
+                _bench_train_parser):
         add(sub)
     return parser
 

@@ -26,6 +26,12 @@ def cpu() -> torch.device:
     return torch.device("cpu")
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (a GPU runs asynchronously), so a timer measures it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     """Accept "float32" / "bfloat16" / "float16" or a torch dtype."""
     if isinstance(dtype, torch.dtype):

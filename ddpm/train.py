@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .checkpoint import DiffusionModel
-from .device import cpu
+from .device import cpu, generator
 from .models import build
 from .schedule import NoiseSchedule
 
@@ -68,6 +68,8 @@ class TrainConfig:
     data_root: str = ""                # default: ddpm.data.data_root()
     max_train_images: int = 0          # 0: all (tests use a handful)
     init_from: str = ""                # a ddpm checkpoint (folder, bundled name, Hub id) to continue from
+    weights_dtype: str = "float32"     # how the exported checkpoint stores its weights: float32 or float16
+    compile: bool = False              # torch.compile the training forward (fewer, fused kernels on a GPU)
 
     def __post_init__(self):
         self.widths = tuple(self.widths)
@@ -78,6 +80,10 @@ class TrainConfig:
             raise ValueError(f"p_uncond must be in [0, 1), got {self.p_uncond}")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise ValueError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
+        from .checkpoint import WEIGHT_DTYPES
+
+        if self.weights_dtype not in WEIGHT_DTYPES:
+            raise ValueError(f"weights_dtype must be one of {', '.join(WEIGHT_DTYPES)}, got {self.weights_dtype!r}")
 
     @property
     def run_dir(self) -> Path:
@@ -135,7 +141,10 @@ class Trainer:
             images, labels, class_names = imageset.images, imageset.labels, list(imageset.class_names)
         if c.max_train_images:
             images, labels = images[:c.max_train_images], labels[:c.max_train_images]
-        self.images, self.labels, self.class_names = images, labels.long(), class_names
+        # the whole (uint8) image set lives on the training device: a batch is one gather there, not a
+        # copy from the CPU every step
+        device = self.accelerator.device
+        self.images, self.labels, self.class_names = images.to(device), labels.long().to(device), class_names
         self.schedule = NoiseSchedule(c.schedule, c.num_timesteps)
         self.model = build(c.family, image_size=images.shape[-1], channels=images.shape[1],
                            num_classes=len(class_names), widths=c.widths, attention=c.attention,
@@ -150,22 +159,29 @@ class Trainer:
             raise ValueError(f"steps ({c.steps}) must be more than the {self.start_step} this run starts from")
         self.ema = EMAModel(self.model.parameters(), decay=c.ema_decay, use_ema_warmup=True, power=3 / 4,
                             foreach=True)  # one fused update, not a Python loop over ~250 tensors
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+        self.model.to(device)  # before the optimizer: its fused CUDA kernel (one launch, not ~10 a tensor)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay,
+                                           fused=device.type == "cuda" or None)
         self.lr_schedule = get_cosine_schedule_with_warmup(self.optimizer, c.warmup, c.steps - self.start_step)
         self._resume()
         self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
-        self.ema.to(self.accelerator.device)
+        self.ema.to(device)
+        self.forward = torch.compile(self.model) if c.compile else self.model  # shares the weights
 
     # -- data -------------------------------------------------------------------------------------
     def _batches(self):
-        """Endless shuffled batches of (x0 in [-1, 1], labels); class-balanced if configured."""
+        """Endless shuffled batches of (x0 in [-1, 1], labels, generator), on the training device;
+        class-balanced if configured. The generator, on that device too, is for the step's noise."""
         c = self.config
         # a fixed stream per (seed, step, process): a resume gets fresh batches, and under
         # `accelerate launch` every process draws different ones
-        g = torch.Generator().manual_seed((c.seed * 100003 + self.step) * 1009 + self.accelerator.process_index)
+        seed = (c.seed * 100003 + self.step) * 1009 + self.accelerator.process_index
+        g = generator(seed)  # the shuffle, on the CPU
+        device = self.images.device
+        g_noise = g if device.type == "cpu" else generator(seed, device)
         if c.balance_classes:
-            counts = torch.bincount(self.labels, minlength=len(self.class_names)).float()
-            weights = (1.0 / counts.clamp(min=1))[self.labels]
+            counts = torch.bincount(self.labels.cpu(), minlength=len(self.class_names)).float()
+            weights = (1.0 / counts.clamp(min=1))[self.labels.cpu()]
         n = len(self.labels)
         while True:
             if c.balance_classes:
@@ -173,21 +189,33 @@ class Trainer:
             else:
                 idx = torch.randperm(n, generator=g)
             for i in range(0, n - c.batch_size + 1, c.batch_size):
-                b = idx[i:i + c.batch_size]
-                yield self.images[b].float() / 127.5 - 1.0, self.labels[b], g
+                b = idx[i:i + c.batch_size].to(device)
+                yield self.images[b].float() / 127.5 - 1.0, self.labels[b], g_noise
 
     # -- one step ---------------------------------------------------------------------------------
     def loss(self, x0: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        device = self.accelerator.device
-        B = x0.shape[0]
-        t = torch.randint(0, self.schedule.num_timesteps, (B,), generator=g)
-        noise = torch.randn(x0.shape, generator=g)
-        drop = torch.rand(B, generator=g) < self.config.p_uncond
+        """The simple loss on one batch; every random draw comes from ``g``, on the batch's device."""
+        device, B = x0.device, x0.shape[0]
+        t = torch.randint(0, self.schedule.num_timesteps, (B,), generator=g, device=device)
+        noise = torch.randn(x0.shape, generator=g, device=device)
+        drop = torch.rand(B, generator=g, device=device) < self.config.p_uncond
         labels = torch.where(drop, torch.full_like(labels, len(self.class_names)), labels)
         x_t = self.schedule.q_sample(x0, t, noise)
         with self.accelerator.autocast():
-            pred = self.model(x_t.to(device), t.to(device), labels.to(device))
-        return F.mse_loss(pred.float(), noise.to(device))
+            pred = self.forward(x_t, t, labels)
+        return F.mse_loss(pred.float(), noise)
+
+    def train_step(self, x0: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """One optimisation step (loss, backward, clip, AdamW, lr schedule, EMA); returns the loss."""
+        loss = self.loss(x0, labels, g)
+        self.accelerator.backward(loss)
+        if self.config.grad_clip:
+            self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.lr_schedule.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.ema.step(self.model.parameters())
+        return loss.detach()
 
     def fit(self) -> Path:
         c, acc = self.config, self.accelerator
@@ -200,27 +228,23 @@ class Trainer:
                    mininterval=5)
         while self.step < c.steps:
             t0 = time.time()
-            x0, labels, g = next(batches)
-            loss = self.loss(x0, labels, g)
-            acc.backward(loss)
-            if c.grad_clip:
-                acc.clip_grad_norm_(self.model.parameters(), c.grad_clip)
-            self.optimizer.step()
-            self.lr_schedule.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            self.ema.step(self.model.parameters())
+            loss = self.train_step(*next(batches))
             self.step += 1
             self.elapsed += time.time() - t0
-            window.append(loss.item())
-            if not math.isfinite(window[-1]):
-                raise FloatingPointError(f"loss became {window[-1]} at step {self.step}; lower lr")
-            if self.step % c.log_every == 0 or self.step == c.steps:
-                self.losses.append([self.step, sum(window) / len(window)])
-                bar.set_postfix(loss=f"{self.losses[-1][1]:.4f}", lr=f"{self.lr_schedule.get_last_lr()[0]:.2e}")
+            window.append(loss)  # a tensor: reading it every step would make the CPU wait for a GPU
+            log = self.step % c.log_every == 0 or self.step == c.steps
+            save = acc.is_main_process and (self.step % c.checkpoint_every == 0 or
+                                            time.time() - last_save > 60 * c.checkpoint_minutes)
+            if log or save:  # never log or save a diverged run
+                mean = torch.stack(window).mean().item()
+                if not math.isfinite(mean):
+                    raise FloatingPointError(f"loss became {mean} by step {self.step}; lower lr")
+            if log:
+                self.losses.append([self.step, mean])
+                bar.set_postfix(loss=f"{mean:.4f}", lr=f"{self.lr_schedule.get_last_lr()[0]:.2e}")
                 window = []
             bar.update(1)
-            if acc.is_main_process and (self.step % c.checkpoint_every == 0 or
-                                        time.time() - last_save > 60 * c.checkpoint_minutes):
+            if save:
                 self.save_state()
                 last_save = time.time()
             if acc.is_main_process and c.sample_every and self.step % c.sample_every == 0:
@@ -307,6 +331,8 @@ class Trainer:
                              "p_uncond": c.p_uncond, "mixed_precision": c.mixed_precision,
                              "device": ", ".join(self.devices or [self.accelerator.device.type]), "seed": c.seed,
                              "train_images": len(self.labels)}}
+        if c.weights_dtype != "float32":
+            meta["weights_dtype"] = c.weights_dtype
         if c.init_from:
             meta["training"]["continued_from"] = f"{c.init_from} at step {self.start_step}"
         return DiffusionModel(denoiser, self.schedule, list(self.class_names), c.dataset, name=c.name, meta=meta)

@@ -513,6 +513,35 @@ def test_a_checkpoint_carries_its_own_default_guidance(tiny_model, tmp_path):
             ddpm.load(tmp_path / "m")
 
 
+def test_a_float16_checkpoint_stores_half_the_bytes_and_loads_the_rounded_weights_as_float32(tiny_model, tmp_path):
+    from safetensors import safe_open
+
+    from ddpm.card import model_card
+
+    model_full = model = tiny_model("unet2d-class")
+    full = model.save(tmp_path / "full")
+    model = ddpm.DiffusionModel(model.denoiser, model.schedule, model.class_names, name="half",
+                                meta={"weights_dtype": "float16"})
+    half = model.save(tmp_path / "half")
+    with safe_open(half / "model.safetensors", "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+    assert next(model.denoiser.parameters()).dtype == torch.float32  # saving left the model alone
+    size = {p: (p / "model.safetensors").stat().st_size for p in (full, half)}
+    assert 0.45 < size[half] / size[full] < 0.55
+    loaded = ddpm.load(half)
+    assert loaded.weights_dtype == "float16"
+    assert "| weights on disk | float16" in model_card(loaded) and "weights on disk" not in model_card(model_full)
+    for (name, got), want in zip(loaded.denoiser.state_dict().items(), model.denoiser.state_dict().values()):
+        assert got.dtype == want.dtype, name
+        assert torch.equal(got, want.half().to(want.dtype)), name  # exactly the rounded weights
+    again = loaded.save(tmp_path / "again")  # a float16 model stays float16
+    assert (again / "model.safetensors").stat().st_size == size[half]
+    config = json.loads((half / "config.json").read_text())
+    (half / "config.json").write_text(json.dumps({**config, "weights_dtype": "int8"}))
+    with pytest.raises(ValueError, match='"weights_dtype" should be one of float32, float16'):
+        ddpm.load(half)
+
+
 def test_diffusers_unet_folder_loads_as_unconditional_model_with_its_schedule(tmp_path):
     unet = tiny_unet()
     unet.save_pretrained(tmp_path)

@@ -52,6 +52,24 @@ def test_loss_falls_on_a_learnable_toy_set(tmp_path):
     assert last < 0.7 * first, (first, last)
 
 
+def test_a_diverging_run_stops_with_a_clear_error_and_never_saves_a_nan_state(tmp_path):
+    images, labels, names = _toy_data()
+    config = TrainConfig(name="toy", family="scratch", steps=6, out_dir=str(tmp_path / "run"),
+                         **{**TINY, "log_every": 50, "checkpoint_every": 1})
+    trainer = Trainer(config, images, labels, names)
+    real_loss = trainer.loss
+
+    def loss(*args):  # fine for two steps, then the loss blows up
+        value = real_loss(*args)
+        return value if trainer.step < 2 else value * float("nan")
+
+    trainer.loss = loss
+    with pytest.raises(FloatingPointError, match="loss became nan by step 3; lower lr"):
+        trainer.fit()
+    saved = json.loads((tmp_path / "run" / "state" / "train_state.json").read_text())
+    assert saved["step"] == 2
+
+
 def test_training_resumes_from_its_saved_state(tmp_path):
     images, labels, names = _toy_data()
     config = TrainConfig(name="toy", family="scratch", steps=3, out_dir=str(tmp_path / "run"), **TINY)
@@ -145,18 +163,21 @@ def test_config_files_are_validated(tmp_path):
     with pytest.raises(FileNotFoundError, match="bundled ones: .*mnist"):
         TrainConfig.from_file(tmp_path / "missing.toml")
     assert TrainConfig.from_file("mnist", steps=7).steps == 7  # bundled config by name, with an override
+    with pytest.raises(ValueError, match="weights_dtype must be one of float32, float16, got 'int8'"):
+        TrainConfig.from_file("mnist", weights_dtype="int8")
 
 
 @pytest.mark.parametrize("name", ["mnist", "fashion", "letters", "emoji"])
 def test_bundled_configs_build_models_that_fit_a_space(name):
-    """A Space's git takes files over 10 MB only through LFS: each config's float32 weights must fit."""
+    """A Space's git takes files over 10 MB only through LFS: each config's weights, as stored, must fit."""
     from ddpm.data import dataset_info
 
     c, info = TrainConfig.from_file(name), dataset_info(TrainConfig.from_file(name).dataset)
     model = ddpm.build(c.family, image_size=info.image_size, channels=info.channels,
                        num_classes=len(info.class_names), widths=c.widths, attention=c.attention,
                        layers_per_block=c.layers_per_block, class_emb_size=c.class_emb_size, dropout=c.dropout)
-    assert 4 * model.num_parameters() <= 10 * 1024 * 1024
+    bytes_per_weight = {"float32": 4, "float16": 2}[c.weights_dtype]
+    assert bytes_per_weight * model.num_parameters() <= 10 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -250,7 +271,34 @@ def test_cli_train_from_a_toml_then_export_a_snapshot(tmp_path, capsys):
     assert main(["train", str(config), "--export-now", "--export-to", str(snapshot)]) == 0
     model = ddpm.load(snapshot)
     assert model.class_names == names and model.meta["training"]["steps"] == 2
+    assert model.weights_dtype == "float32"
+    size = (snapshot / "model.safetensors").stat().st_size
+    assert main(["train", str(config), "--export-now", "--weights-dtype", "float16", "--export-to", str(snapshot)]) == 0
+    assert ddpm.load(snapshot).weights_dtype == "float16"
+    assert (snapshot / "model.safetensors").stat().st_size < 0.6 * size
     fresh = tmp_path / "fresh.toml"
     fresh.write_text(config.read_text().replace(str(tmp_path / "run"), str(tmp_path / "other")))
     assert main(["train", str(fresh), "--export-now"]) == 2
     assert "holds no training state" in capsys.readouterr().err
+
+
+def test_bench_train_times_each_batch_size_and_mode_on_random_data(tmp_path, capsys):
+    config = tmp_path / "toy.toml"
+    config.write_text('name = "toy"\ndataset = "mnist"\nfamily = "scratch"\nwidths = [8, 16]\n'
+                      'attention = [false, true]\nlayers_per_block = 1\n')
+    assert main(["bench-train", str(config), "--batch-sizes", "2,4", "--modes", "eager", "--timed-steps", "2",
+                 "--untimed-steps", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "toy: " in out and "widths [8, 16], 1x28x28" in out
+    rows = [line.split() for line in out.splitlines() if line.split()[:2] in (["2", "eager"], ["4", "eager"])]
+    assert [r[:2] for r in rows] == [["2", "eager"], ["4", "eager"]]
+    assert all(float(r[2]) > 0 for r in rows) and rows[0][5] == "1.00x"
+    assert main(["bench-train", str(config), "--modes", "jit"]) == 2
+    assert "unknown mode 'jit'" in capsys.readouterr().err
+    # every config setting is a flag, lists included, as for train
+    assert main(["bench-train", str(config), "--widths", "4,8", "--attention", "false,false", "--modes", "eager",
+                 "--timed-steps", "1", "--untimed-steps", "0", "--batch-sizes", "2"]) == 0
+    assert "widths [4, 8]" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["bench-train", str(config), "--widths", "wide"])
+    assert "expected a comma-separated list of ints, got 'wide'" in capsys.readouterr().err
