@@ -1,6 +1,8 @@
 """Model cards: the README.md that travels with every checkpoint folder."""
 from __future__ import annotations
 
+import json
+
 from .checkpoint import DiffusionModel
 
 
@@ -47,6 +49,14 @@ def model_card(model: DiffusionModel) -> str:
 
         if per_class := format_class_table(rows):
             lines += ["", "Class accuracy per class:", "", per_class]
+        judges = list(dict.fromkeys(json.dumps(row["classifier"], sort_keys=True) for row in rows if "classifier" in row))
+        if judges:
+            named = ", ".join(f"`{c['key']}` (test accuracy {c['test_accuracy']})" for c in map(json.loads, judges))
+            note = f"Evaluation classifier: {named}."
+            if len(judges) > 1 or any("classifier" not in row for row in rows):
+                note += (" Rows measured by different classifiers (or before the classifier was recorded) are "
+                         "not comparable in FID: a retrained classifier moves it by ~10%.")
+            lines += ["", note]
         commands = list(dict.fromkeys(row.get("command") or metrics.get("command") for row in rows))
         commands = [c for c in commands if c]
         if len(commands) == 1:

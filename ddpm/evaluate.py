@@ -444,6 +444,9 @@ def evaluate(model: DiffusionModel, settings_list: Sequence[Settings], n: int = 
       test split has fewer than 2 n images), so both sides have the same sample-size bias;
     - ``accuracy_real``: the classifier's accuracy on those real probe images (NaN without labels);
     - ``reference_n``: the reference size; ``seconds``: wall time to generate the samples;
+    - ``classifier`` (when the classifier has a cache key): ``{"key", "test_accuracy"}``, which
+      classifier measured the row; FIDs from different classifiers differ by ~10% and are not
+      to be compared;
     - ``class_accuracy`` (conditional models): {class name: accuracy on that class's samples}, which
       shows which classes lag behind the overall figure, and ``class_accuracy_real``: the same for
       the whole labelled test split, so a class the classifier itself cannot tell shows as such.
@@ -509,6 +512,8 @@ def evaluate(model: DiffusionModel, settings_list: Sequence[Settings], n: int = 
                      "fid": round(frechet_distance(features(classifier, samples), reference_feats), 3),
                      "fid_floor": round(fid_floor, 3), "floor_n": len(probe), "reference_n": len(reference),
                      "accuracy_real": round(accuracy_real, 4), "seconds": round(seconds, 1)})
+        if key := classifier.meta.get("key"):
+            rows[-1]["classifier"] = {"key": key, "test_accuracy": classifier.meta.get("test_accuracy")}
         if labels is not None:
             for key, values in (("class_accuracy", class_accuracies(predicted, labels, len(names))),
                                 ("class_accuracy_real", real_per_class)):

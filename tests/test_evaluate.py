@@ -175,15 +175,17 @@ def test_sample_images_is_balanced_and_seeded(tiny_model):
     assert torch.equal(images, again)
 
 
-def test_evaluate_rows(tiny_model, quadrant_classifier):
+def test_evaluate_rows(tiny_model, quadrant_classifier, monkeypatch):
     test_images, test_labels = quadrant_images(40, seed=2)
     settings = ev.settings_from_spec("ddim:2,dpm++:3", guidance=2.0)
+    monkeypatch.setattr(quadrant_classifier, "meta", {"key": "q1234", "test_accuracy": 0.99})  # as if cached
     rows = ev.evaluate(tiny_model, settings, n=8, classifier=quadrant_classifier, test_images=test_images,
                        test_labels=test_labels, batch=4, progress=False, log=lambda _: None)
     assert [r["setting"] for r in rows] == ["ddim 2 steps, guidance 2", "dpm++ 3 steps, guidance 2"]
     for row in rows:
         assert {"setting", "n", "accuracy", "fid", "fid_floor", "seconds"} <= row.keys()
         assert row["n"] == 8 and row["floor_n"] == 8 and row["reference_n"] == 32
+        assert row["classifier"] == {"key": "q1234", "test_accuracy": 0.99}  # which classifier judged it
         assert 0 <= row["accuracy"] <= 1 and row["accuracy_real"] == 1.0
         assert all(math.isfinite(row[k]) and row[k] >= 0 for k in ("fid", "fid_floor", "seconds"))
     table = ev.format_table(rows)
@@ -277,5 +279,14 @@ def test_write_card(tmp_path, tiny_model):
     assert [(r["setting"], r["fid"], r["command"]) for r in metrics["rows"]] == [
         ("ddim 2 steps, guidance 2", 2.5, "cmd C"), ("ddpm 1000 steps, guidance 2", 1.75, "cmd B")]
     assert "Measured with:\n\n- `cmd C`\n- `cmd B`\n" in (folder / "README.md").read_text()
+    assert "Evaluation classifier" not in (folder / "README.md").read_text()  # none recorded: none claimed
+    # rows name the classifier that measured them; the card says when rows are not comparable
+    judged = {**rows[0], "classifier": {"key": "k1", "test_accuracy": 0.99}}
+    ev.write_card(folder, ddpm.load(folder), [judged], "cmd D")
+    card = (folder / "README.md").read_text()
+    assert "Evaluation classifier: `k1` (test accuracy 0.99). Rows measured by different classifiers" in card
+    ev.write_card(folder, ddpm.load(folder), [{**judged, "setting": "ddpm 1000 steps, guidance 2"}], "cmd E")
+    card = (folder / "README.md").read_text()
+    assert "Evaluation classifier: `k1` (test accuracy 0.99).\n" in card  # one classifier for every row
     with pytest.raises(ValueError, match="bundled or local"):
         ev.local_folder(str(tmp_path / "missing"))
