@@ -77,12 +77,13 @@ def run(args) -> int:
 # -- training ------------------------------------------------------------------------------------------
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="a training config: TOML file or bundled name (mnist, fashion, letters, emoji)")
-    p.add_argument("--batch-sizes", default="", help="comma-separated, e.g. 64,256,1024 (default: the config's)")
-    p.add_argument("--modes", default="eager,compile", help="eager and/or compile (default both)")
-    p.add_argument("--timed-steps", type=int, default=20, help="timed steps per setting (median reported)")
-    p.add_argument("--untimed-steps", type=int, default=3, help="steps run first, untimed (compilation happens here)")
-    from .cli import add_config_overrides
+    from .cli import _comma_list, _nonneg_int, _positive_int, add_config_overrides
 
+    p.add_argument("--batch-sizes", type=_comma_list(int), default=(),
+                   help="comma-separated, e.g. 64,256,1024 (default: the config's)")
+    p.add_argument("--modes", default="eager,compile", help="eager and/or compile (default both)")
+    p.add_argument("--timed-steps", type=_positive_int, default=20, help="timed steps per setting (median reported)")
+    p.add_argument("--untimed-steps", type=_nonneg_int, default=3, help="steps run first, untimed (compilation happens here)")
     add_config_overrides(p)  # --widths 64,128,128, --mixed-precision no, ... as for train
 
 
@@ -104,7 +105,7 @@ def run_train(args) -> int:
     images = torch.randint(0, 256, (n, info.channels, info.image_size, info.image_size), generator=g,
                            dtype=torch.uint8)
     labels = torch.randint(0, len(info.class_names), (n,), generator=g)
-    batch_sizes = [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else [base.batch_size]
+    batch_sizes = list(args.batch_sizes) or [base.batch_size]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for batch in batch_sizes:

@@ -76,6 +76,9 @@ class TrainConfig:
         self.attention = tuple(self.attention)
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be positive")
+        if not self.widths or min(self.widths) < 1 or len(self.attention) != len(self.widths):
+            raise ValueError(f"widths {list(self.widths)} need one attention flag each (got "
+                             f"{len(self.attention)}: {list(self.attention)}), and every width must be positive")
         if not 0 <= self.p_uncond < 1:
             raise ValueError(f"p_uncond must be in [0, 1), got {self.p_uncond}")
         if self.mixed_precision not in ("no", "bf16", "fp16"):

@@ -165,6 +165,10 @@ def test_config_files_are_validated(tmp_path):
     assert TrainConfig.from_file("mnist", steps=7).steps == 7  # bundled config by name, with an override
     with pytest.raises(ValueError, match="weights_dtype must be one of float32, float16, got 'int8'"):
         TrainConfig.from_file("mnist", weights_dtype="int8")
+    with pytest.raises(ValueError, match=r"widths \[64, 128\] need one attention flag each \(got 3"):
+        TrainConfig.from_file("emoji", widths=(64, 128))  # the config's attention has three
+    with pytest.raises(ValueError, match="every width must be positive"):
+        TrainConfig.from_file("emoji", widths=(64, 0, 64))
 
 
 @pytest.mark.parametrize("name", ["mnist", "fashion", "letters", "emoji"])
