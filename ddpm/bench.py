@@ -92,12 +92,14 @@ def run_train(args) -> int:
     on random images of the config's dataset shape (no data needed), and images per second."""
     import tempfile
 
+    from .cli import config_from_args
     from .data import dataset_info
     from .device import synchronize
     from .train import TrainConfig, Trainer
 
-    from .cli import config_from_args
-
+    modes = args.modes.split(",")
+    if unknown := set(modes) - {"eager", "compile"}:
+        raise ValueError(f"unknown mode(s) {', '.join(map(repr, sorted(unknown)))}: eager or compile")
     base = config_from_args(args)
     info = dataset_info(base.dataset)
     g = torch.Generator().manual_seed(0)
@@ -109,9 +111,7 @@ def run_train(args) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for batch in batch_sizes:
-            for mode in args.modes.split(","):
-                if mode not in ("eager", "compile"):
-                    raise ValueError(f"unknown mode {mode!r}: eager or compile")
+            for mode in modes:
                 config = TrainConfig(**{**vars(base), "batch_size": batch, "compile": mode == "compile",
                                         "out_dir": f"{tmp}/{batch}-{mode}", "init_from": "",
                                         "steps": args.untimed_steps + args.timed_steps + 1})

@@ -298,7 +298,7 @@ def test_bench_train_times_each_batch_size_and_mode_on_random_data(tmp_path, cap
     assert [r[:2] for r in rows] == [["2", "eager"], ["4", "eager"]]
     assert all(float(r[2]) > 0 for r in rows) and rows[0][5] == "1.00x"
     assert main(["bench-train", str(config), "--modes", "jit"]) == 2
-    assert "unknown mode 'jit'" in capsys.readouterr().err
+    assert "unknown mode(s) 'jit': eager or compile" in capsys.readouterr().err
     # every config setting is a flag, lists included, as for train
     assert main(["bench-train", str(config), "--widths", "4,8", "--attention", "false,false", "--modes", "eager",
                  "--timed-steps", "1", "--untimed-steps", "0", "--batch-sizes", "2"]) == 0
