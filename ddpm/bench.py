@@ -117,7 +117,7 @@ def run_train(args) -> int:
                                         "steps": args.untimed_steps + args.timed_steps + 1})
                 trainer = Trainer(config, images, labels, list(info.class_names))
                 trainer.model.train()
-                device, batches = trainer.accelerator.device, trainer._batches()
+                device, batches = trainer.accelerator.device, trainer.batches()
                 start = time.perf_counter()
                 for _ in range(args.untimed_steps):
                     trainer.train_step(*next(batches))

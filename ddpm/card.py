@@ -1,8 +1,6 @@
 """Model cards: the README.md that travels with every checkpoint folder."""
 from __future__ import annotations
 
-import json
-
 from .checkpoint import DiffusionModel
 
 
@@ -49,9 +47,10 @@ def model_card(model: DiffusionModel) -> str:
 
         if per_class := format_class_table(rows):
             lines += ["", "Class accuracy per class:", "", per_class]
-        judges = list(dict.fromkeys(json.dumps(row["classifier"], sort_keys=True) for row in rows if "classifier" in row))
+        judges = list(dict.fromkeys((row["classifier"]["key"], row["classifier"]["test_accuracy"])
+                                    for row in rows if "classifier" in row))
         if judges:
-            named = ", ".join(f"`{c['key']}` (test accuracy {c['test_accuracy']})" for c in map(json.loads, judges))
+            named = ", ".join(f"`{key}` (test accuracy {test_accuracy})" for key, test_accuracy in judges)
             note = f"Evaluation classifier: {named}."
             if len(judges) > 1 or any("classifier" not in row for row in rows):
                 note += (" Rows measured by different classifiers (or before the classifier was recorded) are "

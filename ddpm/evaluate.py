@@ -512,8 +512,8 @@ def evaluate(model: DiffusionModel, settings_list: Sequence[Settings], n: int = 
                      "fid": round(frechet_distance(features(classifier, samples), reference_feats), 3),
                      "fid_floor": round(fid_floor, 3), "floor_n": len(probe), "reference_n": len(reference),
                      "accuracy_real": round(accuracy_real, 4), "seconds": round(seconds, 1)})
-        if key := classifier.meta.get("key"):
-            rows[-1]["classifier"] = {"key": key, "test_accuracy": classifier.meta.get("test_accuracy")}
+        if judge := classifier.meta.get("key"):
+            rows[-1]["classifier"] = {"key": judge, "test_accuracy": classifier.meta.get("test_accuracy")}
         if labels is not None:
             for key, values in (("class_accuracy", class_accuracies(predicted, labels, len(names))),
                                 ("class_accuracy_real", real_per_class)):

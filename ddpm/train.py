@@ -162,7 +162,7 @@ class Trainer:
             raise ValueError(f"steps ({c.steps}) must be more than the {self.start_step} this run starts from")
         self.ema = EMAModel(self.model.parameters(), decay=c.ema_decay, use_ema_warmup=True, power=3 / 4,
                             foreach=True)  # one fused update, not a Python loop over ~250 tensors
-        self.model.to(device)  # before the optimizer: its fused CUDA kernel (one launch, not ~10 a tensor)
+        self.model.to(device)  # before the optimizer: fused AdamW (one kernel for every tensor) needs CUDA params
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay,
                                            fused=device.type == "cuda" or None)
         self.lr_schedule = get_cosine_schedule_with_warmup(self.optimizer, c.warmup, c.steps - self.start_step)
@@ -172,7 +172,7 @@ class Trainer:
         self.forward = torch.compile(self.model) if c.compile else self.model  # shares the weights
 
     # -- data -------------------------------------------------------------------------------------
-    def _batches(self):
+    def batches(self):
         """Endless shuffled batches of (x0 in [-1, 1], labels, generator), on the training device;
         class-balanced if configured. The generator, on that device too, is for the step's noise."""
         c = self.config
@@ -183,8 +183,9 @@ class Trainer:
         device = self.images.device
         g_noise = g if device.type == "cpu" else generator(seed, device)
         if c.balance_classes:
-            counts = torch.bincount(self.labels.cpu(), minlength=len(self.class_names)).float()
-            weights = (1.0 / counts.clamp(min=1))[self.labels.cpu()]
+            labels = self.labels.cpu()
+            counts = torch.bincount(labels, minlength=len(self.class_names)).float()
+            weights = (1.0 / counts.clamp(min=1))[labels]
         n = len(self.labels)
         while True:
             if c.balance_classes:
@@ -225,7 +226,7 @@ class Trainer:
         if acc.device.type not in self.devices:
             self.devices.append(acc.device.type)
         self.model.train()
-        batches = self._batches()
+        batches = self.batches()
         last_save, window = time.time(), []
         bar = tqdm(total=c.steps, initial=self.step, desc=c.name, disable=not acc.is_main_process,
                    mininterval=5)
