@@ -184,6 +184,9 @@ def _train_parser(sub):
     p = sub.add_parser("train", help="train a model from a TOML config (resumes if its run folder has state)")
     p.add_argument("config", help="a TOML file, or a bundled config name (mnist, fashion, letters, emoji)")
     add_config_overrides(p)
+    p.add_argument("--minutes", type=float,
+                   help="stop after this many minutes of training, saving the state and exporting a snapshot; "
+                        "the same command again continues")
     p.add_argument("--export-to", help="also copy the final checkpoint folder here (e.g. checkpoints/mnist)")
     p.add_argument("--export-now", action="store_true",
                    help="do not train: export the EMA weights of the saved state as they are (a snapshot)")
@@ -202,7 +205,9 @@ def cmd_train(args) -> int:
             raise ValueError(f"{config.run_dir / 'state'} holds no training state to export")
         final = trainer.export()
     else:
-        final = trainer.fit()
+        final = trainer.fit(minutes=args.minutes)
+    if trainer.step < config.steps:
+        print(f"stopped at step {trainer.step} of {config.steps}; the same command again continues")
     print(f"final checkpoint: {final}")
     if args.export_to:
         shutil.copytree(final, args.export_to, dirs_exist_ok=True)

@@ -221,8 +221,14 @@ class Trainer:
         self.ema.step(self.model.parameters())
         return loss.detach()
 
-    def fit(self) -> Path:
+    def fit(self, minutes: float | None = None) -> Path:
+        """Train to ``config.steps`` and export the EMA weights to ``<run_dir>/final``. With ``minutes``,
+        stop after the first step that ends past that much wall time, saving the state and exporting a
+        snapshot there, so the same call again continues (a time-boxed GPU lease, a notebook session)."""
         c, acc = self.config, self.accelerator
+        if minutes is not None and not minutes >= 0:
+            raise ValueError(f"minutes must be >= 0, got {minutes}")
+        deadline = None if minutes is None else time.time() + 60 * minutes
         if acc.device.type not in self.devices:
             self.devices.append(acc.device.type)
         self.model.train()
@@ -236,7 +242,8 @@ class Trainer:
             self.step += 1
             self.elapsed += time.time() - t0
             window.append(loss)  # a tensor: reading it every step would make the CPU wait for a GPU
-            log = self.step % c.log_every == 0 or self.step == c.steps
+            out_of_time = deadline is not None and time.time() >= deadline
+            log = self.step % c.log_every == 0 or self.step == c.steps or out_of_time
             save = acc.is_main_process and (self.step % c.checkpoint_every == 0 or
                                             time.time() - last_save > 60 * c.checkpoint_minutes)
             if log or save:  # never log or save a diverged run
@@ -253,6 +260,8 @@ class Trainer:
                 last_save = time.time()
             if acc.is_main_process and c.sample_every and self.step % c.sample_every == 0:
                 self.write_progress()
+            if out_of_time:
+                break
         bar.close()
         if acc.is_main_process:
             self.save_state()

@@ -86,6 +86,26 @@ def test_training_resumes_from_its_saved_state(tmp_path):
     assert second.step == 5 and len(second.losses) == 5
 
 
+def test_a_time_budget_stops_with_a_resumable_state_and_a_snapshot(tmp_path):
+    """``fit(minutes=0)`` ends after the one step that overran: state saved, loss logged and finite, the
+    EMA snapshot exported; the next call resumes there and finishes. A negative or NaN budget is refused."""
+    images, labels, names = _toy_data()
+    config = TrainConfig(name="toy", family="scratch", steps=4, out_dir=str(tmp_path / "run"),
+                         **{**TINY, "log_every": 50})
+    first = Trainer(config, images, labels, names)
+    folder = first.fit(minutes=0)
+    assert first.step == 1 and len(first.losses) == 1 and np.isfinite(first.losses[0][1])
+    assert json.loads((tmp_path / "run" / "state" / "train_state.json").read_text())["step"] == 1
+    assert ddpm.load(folder).meta["training"]["steps"] == 1
+    second = Trainer(config, images, labels, names)
+    assert second.step == 1
+    second.fit(minutes=60)
+    assert second.step == 4
+    for bad in (-1, float("nan")):
+        with pytest.raises(ValueError, match="minutes must be >= 0"):
+            Trainer(config, images, labels, names).fit(minutes=bad)
+
+
 def test_init_from_continues_a_finished_checkpoint(tmp_path):
     """A checkpoint without training state (a bundled model) can be trained further: its weights are the
     start, the step count continues from its own, the lr warms up again and decays to the new end, and
@@ -270,7 +290,10 @@ def test_cli_train_from_a_toml_then_export_a_snapshot(tmp_path, capsys):
     config.write_text(f'name = "toy"\ndataset = "mnist"\nfamily = "scratch"\nwidths = [8, 16]\n'
                       f'attention = [false, true]\nlayers_per_block = 1\nbatch_size = 8\nsteps = 2\n'
                       f'sample_every = 0\nout_dir = "{tmp_path / "run"}"\ndata_root = "{tmp_path / "data"}"\n')
+    assert main(["train", str(config), "--minutes", "0"]) == 0
+    assert "stopped at step 1 of 2; the same command again continues" in capsys.readouterr().out
     assert main(["train", str(config)]) == 0
+    assert "stopped at" not in capsys.readouterr().out
     snapshot = tmp_path / "snapshot"
     assert main(["train", str(config), "--export-now", "--export-to", str(snapshot)]) == 0
     model = ddpm.load(snapshot)
