@@ -514,7 +514,7 @@ def describe(model: ddpm.DiffusionModel) -> str:
     if metrics:  # the headline row: the one at the model's default guidance, else the card's first
         first = next((row for row in metrics if row.get("guidance") == model.default_guidance), metrics[0])
         floor = f", floor {first['fid_floor']:.1f}" if first.get("fid_floor") is not None else ""
-        quality = f" · class accuracy {first['accuracy']:.2f}, FID {first['fid']:.1f}{floor} ({first['setting']})"
+        quality = f" · class accuracy {first['accuracy']:.3f}, FID {first['fid']:.1f}{floor} ({first['setting']})"
     return (f"**{model.name}** · {model.channels}×{model.image_size}×{model.image_size} · classes: {classes} · "
             f"`{model.denoiser.family}` {params:.2f} M params · {model.schedule.kind} schedule, "
             f"T = {model.schedule.num_timesteps} · on {model.device.type}{quality}")

@@ -401,7 +401,7 @@ def test_model_info_states_the_cards_measured_quality_with_its_floor(models):
     bundled = ddpm.load("checkpoints/mnist")
     row = bundled.meta["metrics"]["rows"][0]
     info = app.describe(bundled)
-    assert f"class accuracy {row['accuracy']:.2f}, FID {row['fid']:.1f}, floor {row['fid_floor']:.1f}" in info
+    assert f"class accuracy {row['accuracy']:.3f}, FID {row['fid']:.1f}, floor {row['fid_floor']:.1f}" in info
     assert "**mnist**" in info and "1×28×28" in info
     assert "accuracy" not in app.describe(models["emoji"])  # untrained: nothing measured, nothing claimed
 
@@ -409,12 +409,12 @@ def test_model_info_states_the_cards_measured_quality_with_its_floor(models):
 def test_model_info_headlines_the_row_at_the_models_own_guidance(models):
     model = models["emoji"]
     rows = [{"setting": f"dpm++ 20 steps, guidance {g:g}", "guidance": g, "accuracy": acc, "fid": fid,
-             "fid_floor": 60.0} for g, acc, fid in ((1.5, 0.71, 50.0), (3.0, 0.93, 55.5))]
+             "fid_floor": 60.0} for g, acc, fid in ((1.5, 0.71, 50.0), (3.0, 0.998, 55.5))]
     model.meta.update(metrics={"rows": rows}, sampling={"guidance": 3.0})
     try:
-        assert "class accuracy 0.93, FID 55.5, floor 60.0 (dpm++ 20 steps, guidance 3)" in app.describe(model)
+        assert "class accuracy 0.998, FID 55.5, floor 60.0 (dpm++ 20 steps, guidance 3)" in app.describe(model)
         model.meta["sampling"] = {"guidance": 2.0}  # no row at its default: the card's first
-        assert "class accuracy 0.71, FID 50.0" in app.describe(model)
+        assert "class accuracy 0.710, FID 50.0" in app.describe(model)
     finally:
         del model.meta["metrics"], model.meta["sampling"]
 
