@@ -242,7 +242,7 @@ class Trainer:
             self.step += 1
             self.elapsed += time.time() - t0
             window.append(loss)  # a tensor: reading it every step would make the CPU wait for a GPU
-            out_of_time = deadline is not None and time.time() >= deadline
+            out_of_time = deadline is not None and self._any_process(time.time() >= deadline)
             log = self.step % c.log_every == 0 or self.step == c.steps or out_of_time
             save = acc.is_main_process and (self.step % c.checkpoint_every == 0 or
                                             time.time() - last_save > 60 * c.checkpoint_minutes)
@@ -268,6 +268,14 @@ class Trainer:
             self.write_progress()
             return self.export()
         return c.run_dir / "final"
+
+    def _any_process(self, flag: bool) -> bool:
+        """True on every process when it is true on any: processes that stopped at different steps would
+        leave the others waiting in the gradient all-reduce."""
+        if self.accelerator.num_processes == 1:
+            return flag
+        flags = self.accelerator.gather(torch.tensor([float(flag)], device=self.accelerator.device))
+        return bool(flags.max().item())
 
     # -- saving -----------------------------------------------------------------------------------
     def save_state(self) -> None:
