@@ -253,6 +253,7 @@ def load(name_or_path: str | Path, device: torch.device | str | None = None) -> 
             (folder / CONFIG_NAME).is_file() or (folder / "unet" / CONFIG_NAME).is_file()):
         model = _load_diffusers_unet(folder)
     else:
-        raise ValueError(f"{folder} is neither a ddpm checkpoint nor a diffusers UNet2DModel folder "
-                         f"(config.json says {config.get('_class_name') or config.get('format')!r})")
+        found = (f"its config.json says {config.get('_class_name') or config.get('format')!r}"
+                 if (folder / CONFIG_NAME).is_file() else "it has no config.json")
+        raise ValueError(f"{folder} is neither a ddpm checkpoint nor a diffusers UNet2DModel folder ({found})")
     return model.to(device)

@@ -603,8 +603,12 @@ def test_load_reports_weights_of_another_model(saved, tiny_model, tmp_path):
 def test_load_reports_an_unknown_name(tmp_path):
     with pytest.raises(FileNotFoundError, match="no model 'no-such-model'"):
         ddpm.load("no-such-model")
-    with pytest.raises(ValueError, match="neither a ddpm checkpoint nor a diffusers"):
+    with pytest.raises(ValueError, match="neither a ddpm checkpoint nor a diffusers.*it has no config.json"):
         ddpm.load(tmp_path)  # an existing folder with nothing in it
+    (tmp_path / "config.json").write_text('{"_class_name": "UNet2DConditionModel"}')
+    with pytest.raises(ValueError, match="its config.json says 'UNet2DConditionModel'"):
+        ddpm.load(tmp_path)
+    (tmp_path / "config.json").unlink()
     (tmp_path / "file.txt").write_text("x")
     with pytest.raises(ValueError, match="is a file"):
         ddpm.load(tmp_path / "file.txt")
