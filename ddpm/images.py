@@ -200,6 +200,10 @@ def _editor_parts(value) -> tuple[np.ndarray | None, list[np.ndarray]]:
         return np.asarray(_to_pil(value).convert("RGBA")), []
     bg = value.get("background")
     layers = [np.asarray(_to_pil(layer).convert("RGBA")) for layer in (value.get("layers") or []) if layer is not None]
+    if bg is None and not layers:  # only the flattened picture (an API client), or nothing at all
+        bg = value.get("composite")
+        if bg is None:
+            raise ValueError("no image: upload one, pick an example, or draw")
     if bg is not None:
         bg = np.asarray(_to_pil(bg).convert("RGBA"))
     return bg, layers

@@ -212,6 +212,8 @@ def test_bad_inputs_give_readable_errors(client, tmp_path):
     digit = png(tmp_path, digit_picture(), "digit.png")
     cases = {
         "no image": lambda: client.predict(image=None, api_name="/forward"),
+        "upload one, pick an example": lambda: client.predict(  # a bare file, not the editor's dict
+            image=editor(digit)["background"], api_name="/sdedit"),
         "sketch is empty": lambda: client.predict(image=editor(None, [blank]), api_name="/sdedit"),
         "blank": lambda: client.predict(image=editor(white), api_name="/forward"),
         "too small": lambda: client.predict(image=editor(png(tmp_path, np.zeros((1, 1), np.uint8), "dot.png")),
@@ -358,6 +360,13 @@ def test_prepare_sketch_and_mask_from_editor(models):
     stroke[40:220, 100:140] = (200, 30, 30, 255)
     x = im.prepare_sketch({"background": None, "layers": [stroke], "composite": None}, models["emoji"])
     assert x.shape == (3, 32, 32) and x[0].mean() > x[1].mean(), "a red sketch stays red"
+    flat = np.full((256, 256, 3), 255, np.uint8)
+    flat[..., 1:][stroke[..., 3] > 0] = 30  # the red stroke flattened onto white paper
+    only = im.prepare_sketch({"background": None, "layers": [], "composite": flat}, models["emoji"])
+    as_upload = im.prepare_sketch({"background": flat, "layers": [], "composite": None}, models["emoji"])
+    assert torch.equal(only, as_upload)  # a composite alone (an API client's) is taken as the upload
+    with pytest.raises(ValueError, match="no image: upload one"):
+        im.prepare_sketch({"background": None, "layers": [], "composite": None}, models["emoji"])
     painted = np.zeros((224, 224, 4), np.uint8)
     painted[:11, :, 3] = 255      # 11 of 224 rows: all of model row 0 and 37% of row 1
     painted[100:103, :, 3] = 255  # 3 rows: 37% of one model row
