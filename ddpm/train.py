@@ -223,8 +223,9 @@ class Trainer:
 
     def fit(self, minutes: float | None = None) -> Path:
         """Train to ``config.steps`` and export the EMA weights to ``<run_dir>/final``. With ``minutes``,
-        stop after the first step that ends past that much wall time, saving the state and exporting a
-        snapshot there, so the same call again continues (a time-boxed GPU lease, a notebook session)."""
+        stop after the first step that ends past that much wall time (the first log step, on several
+        processes), saving the state and exporting a snapshot there, so the same call again continues
+        (a time-boxed GPU lease, a notebook session)."""
         c, acc = self.config, self.accelerator
         if minutes is not None and not minutes >= 0:
             raise ValueError(f"minutes must be >= 0, got {minutes}")
@@ -242,7 +243,9 @@ class Trainer:
             self.step += 1
             self.elapsed += time.time() - t0
             window.append(loss)  # a tensor: reading it every step would make the CPU wait for a GPU
-            out_of_time = deadline is not None and self._any_process(time.time() >= deadline)
+            # several processes agree on it at log steps only: agreeing costs a GPU sync
+            due = deadline is not None and (acc.num_processes == 1 or self.step % c.log_every == 0)
+            out_of_time = due and self._any_process(time.time() >= deadline)
             log = self.step % c.log_every == 0 or self.step == c.steps or out_of_time
             save = acc.is_main_process and (self.step % c.checkpoint_every == 0 or
                                             time.time() - last_save > 60 * c.checkpoint_minutes)
