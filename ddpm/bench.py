@@ -81,7 +81,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--batch-sizes", type=_comma_list(int), default=(),
                    help="comma-separated, e.g. 64,256,1024 (default: the config's)")
-    p.add_argument("--modes", default="eager,compile", help="eager and/or compile (default both)")
+    p.add_argument("--modes", default="eager,compile",
+                   help="eager, compile, or compile:MODE with a torch.compile mode, e.g. compile:reduce-overhead "
+                        "(CUDA graphs); default eager,compile")
     p.add_argument("--timed-steps", type=_positive_int, default=20, help="timed steps per setting (median reported)")
     p.add_argument("--untimed-steps", type=_nonneg_int, default=3, help="steps run first, untimed (compilation happens here)")
     add_config_overrides(p)  # --widths 64,128,128, --mixed-precision no, ... as for train
@@ -95,11 +97,12 @@ def run_train(args) -> int:
     from .cli import config_from_args
     from .data import dataset_info
     from .device import synchronize
-    from .train import TrainConfig, Trainer
+    from .train import COMPILE_MODES, TrainConfig, Trainer
 
     modes = args.modes.split(",")
-    if unknown := set(modes) - {"eager", "compile"}:
-        raise ValueError(f"unknown mode(s) {', '.join(map(repr, sorted(unknown)))}: eager or compile")
+    known = {"eager", "compile", *(f"compile:{m}" for m in COMPILE_MODES)}
+    if unknown := set(modes) - known:
+        raise ValueError(f"unknown mode(s) {', '.join(map(repr, sorted(unknown)))}: {', '.join(sorted(known))}")
     base = config_from_args(args)
     info = dataset_info(base.dataset)
     g = torch.Generator().manual_seed(0)
@@ -112,7 +115,9 @@ def run_train(args) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for batch in batch_sizes:
             for mode in modes:
-                config = TrainConfig(**{**vars(base), "batch_size": batch, "compile": mode == "compile",
+                compile_mode = mode.partition(":")[2] or "default"
+                config = TrainConfig(**{**vars(base), "batch_size": batch, "compile": mode != "eager",
+                                        "compile_mode": compile_mode,
                                         "out_dir": f"{tmp}/{batch}-{mode}", "init_from": "",
                                         "steps": args.untimed_steps + args.timed_steps + 1})
                 trainer = Trainer(config, images, labels, list(info.class_names))
@@ -136,9 +141,10 @@ def run_train(args) -> int:
                           f"mixed precision {config.mixed_precision}, device {device}, "
                           f"{torch.get_num_threads()} threads")
     first = rows[0][2] / rows[0][0]  # seconds per image
-    print(f"{'batch':>6s} {'mode':8s} {'ms/step':>9s} {'steps/s':>8s} {'images/s':>9s} {'vs first':>9s} "
+    width = max(8, *(len(mode) for _, mode, _, _ in rows))
+    print(f"{'batch':>6s} {'mode':{width}s} {'ms/step':>9s} {'steps/s':>8s} {'images/s':>9s} {'vs first':>9s} "
           f"{'warm-up s':>10s}")
     for batch, mode, median, warm in rows:
-        print(f"{batch:6d} {mode:8s} {1000 * median:9.1f} {1 / median:8.2f} {batch / median:9.0f} "
+        print(f"{batch:6d} {mode:{width}s} {1000 * median:9.1f} {1 / median:8.2f} {batch / median:9.0f} "
               f"{first / (median / batch):8.2f}x {warm:10.1f}")
     return 0

@@ -35,6 +35,7 @@ from .models import build
 from .schedule import NoiseSchedule
 
 CONFIG_DIR = Path(__file__).parent / "configs"
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 @dataclass
@@ -70,6 +71,7 @@ class TrainConfig:
     init_from: str = ""                # a ddpm checkpoint (folder, bundled name, Hub id) to continue from
     weights_dtype: str = "float32"     # how the exported checkpoint stores its weights: float32 or float16
     compile: bool = False              # torch.compile the training forward (fewer, fused kernels on a GPU)
+    compile_mode: str = "default"      # torch.compile's mode; "reduce-overhead" adds CUDA graphs (GPU)
 
     def __post_init__(self):
         self.widths = tuple(self.widths)
@@ -83,6 +85,8 @@ class TrainConfig:
             raise ValueError(f"p_uncond must be in [0, 1), got {self.p_uncond}")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise ValueError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
+        if self.compile_mode not in COMPILE_MODES:
+            raise ValueError(f"compile_mode must be one of {', '.join(COMPILE_MODES)}, got {self.compile_mode!r}")
         from .checkpoint import WEIGHT_DTYPES
 
         if self.weights_dtype not in WEIGHT_DTYPES:
@@ -169,7 +173,8 @@ class Trainer:
         self._resume()
         self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
         self.ema.to(device)
-        self.forward = torch.compile(self.model) if c.compile else self.model  # shares the weights
+        # shares the weights; "reduce-overhead" replays the forward and backward as CUDA graphs
+        self.forward = torch.compile(self.model, mode=c.compile_mode) if c.compile else self.model
 
     # -- data -------------------------------------------------------------------------------------
     def batches(self):
@@ -211,6 +216,8 @@ class Trainer:
 
     def train_step(self, x0: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """One optimisation step (loss, backward, clip, AdamW, lr schedule, EMA); returns the loss."""
+        if self.config.compile:  # a new step: CUDA graphs may reuse the last one's buffers
+            torch.compiler.cudagraph_mark_step_begin()
         loss = self.loss(x0, labels, g)
         self.accelerator.backward(loss)
         if self.config.grad_clip:

@@ -185,6 +185,8 @@ def test_config_files_are_validated(tmp_path):
     assert TrainConfig.from_file("mnist", steps=7).steps == 7  # bundled config by name, with an override
     with pytest.raises(ValueError, match="weights_dtype must be one of float32, float16, got 'int8'"):
         TrainConfig.from_file("mnist", weights_dtype="int8")
+    with pytest.raises(ValueError, match="compile_mode must be one of default, reduce-overhead, .*got 'fast'"):
+        TrainConfig.from_file("mnist", compile_mode="fast")
     with pytest.raises(ValueError, match=r"widths \[64, 128\] need one attention flag each \(got 3"):
         TrainConfig.from_file("emoji", widths=(64, 128))  # the config's attention has three
     with pytest.raises(ValueError, match="every width must be positive"):
@@ -321,7 +323,9 @@ def test_bench_train_times_each_batch_size_and_mode_on_random_data(tmp_path, cap
     assert [r[:2] for r in rows] == [["2", "eager"], ["4", "eager"]]
     assert all(float(r[2]) > 0 for r in rows) and rows[0][5] == "1.00x"
     assert main(["bench-train", str(config), "--modes", "jit"]) == 2
-    assert "unknown mode(s) 'jit': eager or compile" in capsys.readouterr().err
+    assert "unknown mode(s) 'jit': compile, compile:default, compile:max-autotune" in capsys.readouterr().err
+    assert main(["bench-train", str(config), "--modes", "compile:fast"]) == 2
+    assert "compile:reduce-overhead" in capsys.readouterr().err
     # every config setting is a flag, lists included, as for train
     assert main(["bench-train", str(config), "--widths", "4,8", "--attention", "false,false", "--modes", "eager",
                  "--timed-steps", "1", "--untimed-steps", "0", "--batch-sizes", "2"]) == 0
