@@ -35,6 +35,9 @@ from .models import build
 from .schedule import NoiseSchedule
 
 CONFIG_DIR = Path(__file__).parent / "configs"
+# what a run's saved state must share with its config to resume it (the rest may change between calls)
+SHAPE_SETTINGS = ("dataset", "family", "widths", "attention", "layers_per_block", "class_emb_size", "schedule",
+                  "num_timesteps")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
@@ -114,6 +117,11 @@ class TrainConfig:
             raise ValueError(f"{path}: unknown setting(s) {sorted(unknown)}")
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def _plain(value):
+    """A setting as JSON gives it back (tuples become lists), for comparing with a saved config."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _atomic_dir_write(target: Path, write) -> None:
@@ -336,6 +344,12 @@ class Trainer:
         if not (state / "train_state.json").is_file():
             return
         info = json.loads((state / "train_state.json").read_text())
+        saved, mine = info.get("config", {}), asdict(self.config)
+        differ = [f"{k} {saved[k]!r} there, {_plain(mine[k])!r} here" for k in SHAPE_SETTINGS
+                  if k in saved and _plain(saved[k]) != _plain(mine[k])]
+        if differ:
+            raise ValueError(f"{state} holds the training state of another model ({'; '.join(differ)}): "
+                             f"give this run its own --out-dir, or delete that folder to start afresh")
         load_model(self.model, str(state / "model.safetensors"))
         # our own files, written by save_state; weights_only refuses anything but tensors and containers.
         # Read onto the CPU, so a state saved on a GPU resumes on a CPU-only machine (and vice versa):

@@ -106,6 +106,19 @@ def test_a_time_budget_stops_with_a_resumable_state_and_a_snapshot(tmp_path):
             Trainer(config, images, labels, names).fit(minutes=bad)
 
 
+def test_a_run_folder_of_another_model_is_refused_with_a_clear_error(tmp_path):
+    """Resuming needs the saved state's shape: other widths (say, a wider model pointed at the small one's
+    runs/emoji) is a one-line error naming the difference, not torch's list of a hundred missing keys."""
+    images, labels, names = _toy_data()
+    config = TrainConfig(name="toy", family="scratch", steps=2, out_dir=str(tmp_path / "run"), **TINY)
+    Trainer(config, images, labels, names).fit()
+    wider = TrainConfig(**{**vars(config), "widths": (16, 16), "lr": 5e-4, "steps": 4})
+    with pytest.raises(ValueError, match=r"holds the training state of another model \(widths \[8, 16\] there, "
+                                         r"\[16, 16\] here\): give this run its own --out-dir"):
+        Trainer(wider, images, labels, names)
+    assert Trainer(TrainConfig(**{**vars(config), "lr": 5e-4, "steps": 4}), images, labels, names).step == 2
+
+
 def test_init_from_continues_a_finished_checkpoint(tmp_path):
     """A checkpoint without training state (a bundled model) can be trained further: its weights are the
     start, the step count continues from its own, the lr warms up again and decays to the new end, and
