@@ -258,10 +258,11 @@ class Trainer:
             self.step += 1
             self.elapsed += time.time() - t0
             window.append(loss)  # a tensor: reading it every step would make the CPU wait for a GPU
+            at_log_step = self.step % c.log_every == 0
             # several processes agree on it at log steps only: agreeing costs a GPU sync
-            due = deadline is not None and (acc.num_processes == 1 or self.step % c.log_every == 0)
+            due = deadline is not None and (acc.num_processes == 1 or at_log_step)
             out_of_time = due and self._any_process(time.time() >= deadline)
-            log = self.step % c.log_every == 0 or self.step == c.steps or out_of_time
+            log = at_log_step or self.step == c.steps or out_of_time
             save = acc.is_main_process and (self.step % c.checkpoint_every == 0 or
                                             time.time() - last_save > 60 * c.checkpoint_minutes)
             if log or save:  # never log or save a diverged run
