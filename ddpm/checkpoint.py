@@ -157,11 +157,24 @@ def resolve(name_or_path: str | Path) -> Path:
         from huggingface_hub import snapshot_download
         try:
             return Path(snapshot_download(text, allow_patterns=["*.json", "*.safetensors", "*.bin", "*.md"]))
-        except Exception as err:  # offline, unknown repo, ... : say what was tried
-            raise FileNotFoundError(f"could not fetch {text!r} from the Hugging Face Hub ({type(err).__name__}: "
-                                    f"{err}). Bundled models: {', '.join(bundled()) or 'none'}") from err
+        except Exception as err:  # offline, unknown repo, ... : say everything that was tried, briefly
+            raise FileNotFoundError(
+                f"no model {text!r}: no folder {path} here (in {Path.cwd()}), not a bundled model "
+                f"({', '.join(bundled()) or 'none yet'}), and as a Hugging Face Hub id {_hub_failure(err)}") from err
     raise FileNotFoundError(f"no model {text!r}: not a bundled model ({', '.join(bundled()) or 'none yet'}), "
                             f"not an existing folder, not a Hub id")
+
+
+def _hub_failure(err: Exception) -> str:
+    """Why the Hub gave no model, in a few words (huggingface_hub's own messages run to paragraphs)."""
+    from huggingface_hub import errors
+
+    if isinstance(err, errors.LocalEntryNotFoundError):
+        return "it could not be fetched: the Hub is out of reach (offline?) and it is not in the local Hub cache"
+    if isinstance(err, (errors.RepositoryNotFoundError, errors.GatedRepoError)):
+        return "it does not exist, or is private or gated (log in with `hf auth login`)"
+    first_line = (str(err).strip().splitlines() or [""])[0]
+    return f"it could not be fetched ({type(err).__name__}: {first_line})"
 
 
 def _read_json(path: Path) -> dict:

@@ -166,6 +166,7 @@ class Trainer:
                            layers_per_block=c.layers_per_block, class_emb_size=c.class_emb_size, dropout=c.dropout)
         self.step, self.elapsed, self.losses = 0, 0.0, []  # losses: [step, mean loss] per log_every
         self.devices: list[str] = []  # the device types trained on, in order (a run may move, CPU -> GPU)
+        self.sampling: dict = {}  # the sampling defaults (guidance) of the checkpoint this run continues, kept
         state = c.run_dir / "state" / "train_state.json"
         if not state.is_file() and c.init_from:
             self._init_from(c.init_from)
@@ -309,7 +310,8 @@ class Trainer:
             torch.save(self.ema.state_dict(), folder / "ema.pt")
             (folder / "train_state.json").write_text(json.dumps(
                 {"step": self.step, "start_step": self.start_step, "elapsed_s": self.elapsed,
-                 "devices": self.devices, "losses": self.losses, "config": asdict(self.config)}, indent=1))
+                 "devices": self.devices, "sampling": self.sampling, "losses": self.losses,
+                 "config": asdict(self.config)}, indent=1))
 
         _atomic_dir_write(self.config.run_dir / "state", write)
 
@@ -336,6 +338,9 @@ class Trainer:
         self.step = int(training.get("steps", 0))
         self.elapsed = float(training.get("train_seconds", 0.0))
         self.devices = [d.strip() for d in str(training.get("device", "")).split(",") if d.strip()]
+        # its default guidance was chosen by a measured sweep of these weights: a better default for the
+        # continued model than the library's, until a sweep of its own replaces it (evaluate --write-card)
+        self.sampling = dict(source.meta.get("sampling", {}))
         print(f"starting {self.config.name} from {name_or_path} at step {self.step}")
 
     def _resume(self) -> None:
@@ -363,6 +368,7 @@ class Trainer:
         self.ema.load_state_dict(read("ema.pt"))
         self.step, self.elapsed, self.losses = info["step"], info["elapsed_s"], info["losses"]
         self.devices = info.get("devices", self.devices)
+        self.sampling = info.get("sampling", self.sampling)
         print(f"resumed {self.config.name} at step {self.step} ({self.elapsed / 60:.1f} min trained)")
 
     def ema_model(self) -> DiffusionModel:
@@ -379,6 +385,8 @@ class Trainer:
                              "train_images": len(self.labels)}}
         if c.weights_dtype != "float32":
             meta["weights_dtype"] = c.weights_dtype
+        if self.sampling:
+            meta["sampling"] = dict(self.sampling)
         if c.init_from:
             meta["training"]["continued_from"] = f"{c.init_from} at step {self.start_step}"
         return DiffusionModel(denoiser, self.schedule, list(self.class_names), c.dataset, name=c.name, meta=meta)

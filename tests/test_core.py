@@ -586,6 +586,40 @@ def test_load_reports_missing_weights(saved):
         ddpm.load(saved)
 
 
+@pytest.mark.parametrize("raised, reason", [
+    ("offline", "the Hub is out of reach (offline?) and it is not in the local Hub cache"),
+    ("unknown", "it does not exist, or is private or gated (log in with `hf auth login`)"),
+    ("other", "it could not be fetched (RuntimeError: boom)"),
+])
+def test_a_missing_folder_that_looks_like_a_hub_id_says_all_it_tried_in_one_line(monkeypatch, tmp_path, raised,
+                                                                                  reason):
+    """`--model runs/nope` (a typo'd run folder) is also a valid Hub id: the error says no such folder here,
+    not bundled, and why the Hub gave nothing, in a phrase, not huggingface_hub's paragraph."""
+    import httpx2
+    import huggingface_hub
+    from huggingface_hub import errors
+
+    def fake_download(repo_id, **kwargs):
+        if raised == "offline":
+            raise errors.LocalEntryNotFoundError("An error happened while trying to locate the files on the Hub "
+                                                 "and we cannot find the appropriate snapshot folder...\nmore")
+        if raised == "unknown":
+            response = httpx2.Response(404, request=httpx2.Request("GET", f"https://huggingface.co/api/models/"
+                                                                           f"{repo_id}"))
+            raise errors.RepositoryNotFoundError("404 Client Error. Repository Not Found", response=response)
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_download)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as info:
+        ddpm.load("runs/nope")
+    message = str(info.value)
+    assert message.startswith(f"no model 'runs/nope': no folder runs/nope here (in {tmp_path}), "
+                              f"not a bundled model (emoji, fashion, letters, mnist), and as a Hugging Face Hub id ")
+    assert message.endswith(reason)
+    assert "\n" not in message and "snapshot folder" not in message
+
+
 def test_load_reports_truncated_weights(saved):
     weights = saved / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-100])
