@@ -339,7 +339,7 @@ class Trainer:
         self.elapsed = float(training.get("train_seconds", 0.0))
         self.devices = [d.strip() for d in str(training.get("device", "")).split(",") if d.strip()]
         # its default guidance was chosen by a measured sweep of these weights: a better default for the
-        # continued model than the library's, until a sweep of its own replaces it (evaluate --write-card)
+        # continued model than the library's, until a sweep of its own says otherwise
         self.sampling = dict(source.meta.get("sampling", {}))
         print(f"starting {self.config.name} from {name_or_path} at step {self.step}")
 
