@@ -3,7 +3,7 @@
 ``sample`` is a fixed interface others rely on::
 
     python -m ddpm sample --model NAME|PATH [--labels 3,3,7 | --per-class N | --n N] --steps S
-        --sampler ddpm|ddim|dpm++ --guidance G --seed K --out FILE.npz|FILE.png
+        --sampler ddpm|ddim|dpm++|dpm++sde --guidance G --seed K --out FILE.npz|FILE.png
 
 FILE.npz holds ``images`` float32 in [0, 1] shaped (N, H, W) for grayscale or (N, H, W, 3) for
 colour, in the dataset's own polarity, and ``labels`` (N,) int (-1 for an unconditional model).

@@ -18,7 +18,9 @@ from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from diffusers.schedulers.scheduling_ddim import DDIMSchedulerOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-SAMPLERS = ("ddpm", "ddim", "dpm++")
+# dpm++ is DPM-Solver++(2M), deterministic; dpm++sde its stochastic form, SDE-DPM-Solver++(2M), which adds
+# fresh noise every step, as DDPM does, and corrects earlier steps' errors the way DDPM does, in few steps
+SAMPLERS = ("ddpm", "ddim", "dpm++", "dpm++sde")
 SCHEDULE_KINDS = ("linear", "cosine")
 
 
@@ -129,7 +131,8 @@ class NoiseSchedule:
             # thresholding with sample_max_value 1 clips each x0 estimate to [-1, 1], as DDPM and DDIM do
             # (clip_sample): an early or user-loaded model's wild x0 otherwise compounds through the
             # multistep update (an emoji model at 1,000 training steps sampled values in [-16, 15]).
-            scheduler = DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2,
+            algorithm = "sde-dpmsolver++" if name == "dpm++sde" else "dpmsolver++"
+            scheduler = DPMSolverMultistepScheduler(**common, algorithm_type=algorithm, solver_order=2,
                                                     lower_order_final=True, final_sigmas_type="zero",
                                                     thresholding=True, sample_max_value=1.0)
         scheduler.set_timesteps(steps)

@@ -129,8 +129,13 @@ def test_generate_defaults_stream_a_preview_then_a_labelled_grid_and_a_gif(clien
     assert gif.n_frames == 21  # 20 recorded steps and the result
 
 
-def test_generate_colour_model_and_reproducible_seed(client):
-    args = {"model": "emoji", "classes": EMOJI[:2], "per_class": 1, "sampler": "ddim", "steps": 4, "guidance": 2,
+def test_every_library_sampler_is_offered():
+    assert sorted(value for _, value in app.SAMPLERS) == sorted(ddpm.SAMPLERS)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpm++sde"])  # a stochastic one draws its step noise from the seed too
+def test_generate_colour_model_and_reproducible_seed(client, sampler):
+    args = {"model": "emoji", "classes": EMOJI[:2], "per_class": 1, "sampler": sampler, "steps": 4, "guidance": 2,
             "seed": 7, "api_name": "/generate"}
     first = np.asarray(Image.open(client.predict(**args)[0]))
     second = np.asarray(Image.open(client.predict(**args)[0]))

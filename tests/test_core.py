@@ -164,6 +164,20 @@ def test_dpm_solver_matches_diffusers_scheduler_in_a_pipeline(steps):
     np.testing.assert_allclose(run_ours(unet, schedule, "dpm++", steps), ref, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("steps", [20, 7])
+def test_sde_dpm_solver_matches_diffusers_with_the_same_generator(steps):
+    """The stochastic solver draws its step noise from the run's one seeded generator, in diffusers'
+    order: same seed, same images as diffusers' pipeline; another seed, others."""
+    unet, schedule = tiny_unet(), ddpm.NoiseSchedule("linear", num_timesteps=50)
+    scheduler = DPMSolverMultistepScheduler(num_train_timesteps=50, beta_schedule="linear",
+                                            algorithm_type="sde-dpmsolver++", final_sigmas_type="zero",
+                                            timestep_spacing="trailing", thresholding=True, sample_max_value=1.0)
+    ref = run_pipeline(DDPMPipeline(unet, scheduler), steps)
+    ours = run_ours(unet, schedule, "dpm++sde", steps)
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-5)
+    assert np.abs(ours - run_ours(unet, schedule, "dpm++", steps)).max() > 0.05  # it is not the ODE solver
+
+
 class Wild(ddpm.Denoiser):
     """An unconditional denoiser whose noise estimates are far off: its x0 estimates land way outside [-1, 1]."""
 
@@ -187,7 +201,8 @@ def test_every_sampler_clips_x0_so_a_wild_model_stays_in_range(sampler):
 
 # -- 3. sampling with the oracle ------------------------------------------------------------------
 ORACLE_RUNS = [("ddpm", 1000), ("ddpm", 50), ("ddpm", 7), ("ddim", 1000), ("ddim", 50), ("ddim", 30),
-               ("ddim", 7), ("dpm++", 50), ("dpm++", 20), ("dpm++", 7), ("dpm++", 1)]
+               ("ddim", 7), ("dpm++", 50), ("dpm++", 20), ("dpm++", 7), ("dpm++", 1), ("dpm++sde", 20),
+               ("dpm++sde", 7)]
 
 
 @pytest.mark.parametrize("kind", ["linear", "cosine"])
