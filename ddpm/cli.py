@@ -211,7 +211,8 @@ def cmd_train(args) -> int:
     print(f"final checkpoint: {final}")
     if args.export_to:
         shutil.copytree(final, args.export_to, dirs_exist_ok=True)
-        print(f"copied to {args.export_to}")
+        partial = f" (a snapshot at step {trainer.step} of {config.steps})" if trainer.step < config.steps else ""
+        print(f"copied to {args.export_to}{partial}")
     return 0
 
 

@@ -323,10 +323,14 @@ def test_cli_train_from_a_toml_then_export_a_snapshot(tmp_path, capsys):
     config.write_text(f'name = "toy"\ndataset = "mnist"\nfamily = "scratch"\nwidths = [8, 16]\n'
                       f'attention = [false, true]\nlayers_per_block = 1\nbatch_size = 8\nsteps = 2\n'
                       f'sample_every = 0\nout_dir = "{tmp_path / "run"}"\ndata_root = "{tmp_path / "data"}"\n')
-    assert main(["train", str(config), "--minutes", "0"]) == 0
-    assert "stopped at step 1 of 2; the same command again continues" in capsys.readouterr().out
-    assert main(["train", str(config)]) == 0
-    assert "stopped at" not in capsys.readouterr().out
+    early = tmp_path / "early"
+    assert main(["train", str(config), "--minutes", "0", "--export-to", str(early)]) == 0
+    out = capsys.readouterr().out
+    assert "stopped at step 1 of 2; the same command again continues" in out
+    assert f"copied to {early} (a snapshot at step 1 of 2)" in out  # not to be mistaken for the finished model
+    assert main(["train", str(config), "--export-to", str(early)]) == 0
+    out = capsys.readouterr().out
+    assert "stopped at" not in out and out.rstrip().endswith(f"copied to {early}")
     snapshot = tmp_path / "snapshot"
     assert main(["train", str(config), "--export-now", "--export-to", str(snapshot)]) == 0
     model = ddpm.load(snapshot)
