@@ -602,12 +602,14 @@ def preset_mask(picture: str) -> dict:
     return {"background": picture, "layers": [str(folder / "mask.png")], "composite": str(folder / "composite.png")}
 
 
-def sampling_controls(sampler: str = "dpm++", steps: int = 20, guidance: float = ddpm.recipes.DEFAULT_GUIDANCE,
-                      open: bool = False, elem_id: str | None = None) -> Sampling:
-    """The sampler accordion and the seed row; ``elem_id`` (a tab's prefix) names the guidance slider."""
+def sampling_controls(sampler: str = ddpm.recipes.DEFAULT_SAMPLER, steps: int = 20,
+                      guidance: float = ddpm.recipes.DEFAULT_GUIDANCE, open: bool = False,
+                      elem_id: str | None = None) -> Sampling:
+    """The sampler accordion and the seed row; ``elem_id`` (a tab's prefix) names the sampler and guidance."""
     with gr.Accordion("Sampler", open=open):
         with gr.Row():
-            sampler_box = gr.Dropdown(SAMPLERS, value=sampler, label="Sampler", min_width=150)
+            sampler_box = gr.Dropdown(SAMPLERS, value=sampler, label="Sampler", min_width=150,
+                                      elem_id=f"{elem_id}-sampler" if elem_id else None)
             steps_box = gr.Slider(1, 1000, value=steps, step=1, label="Steps", min_width=200)
         guidance_box = gr.Slider(0, 10, value=guidance, step=0.5, label="Guidance scale",
                                  elem_id=f"{elem_id}-guidance" if elem_id else None,
@@ -653,20 +655,21 @@ def _follow_model(ui: UI, box, choices_of, default_of, multiselect: bool = False
     ui.model_ready.success(update, [ui.model, ui.session, box], box, api_visibility="private", queue=False)
 
 
-def _follow_guidance(ui: UI, slider: gr.Slider) -> None:
-    """Keep a guidance slider at the model's own default (``DiffusionModel.default_guidance``: 3 for
-    emoji, 1.5 for the digits) until the user moves it; from then on a model switch leaves their value."""
+def _follow_default(ui: UI, box, default_of) -> None:
+    """Keep a control at the model's own default (``default_of(model)``: its ``default_guidance``, 3 for
+    emoji and 1.5 for the digits, or its ``default_sampler``) until the user sets it; from then on a model
+    switch leaves their value."""
     moved = gr.State(False)
-    slider.input(lambda: True, None, moved, api_visibility="private", queue=False)
+    box.input(lambda: True, None, moved, api_visibility="private", queue=False)
 
     def update(name, session, touched):
         if touched:
             return gr.skip()
         try:
-            return ui.lab.model(name, session).default_guidance
+            return default_of(ui.lab.model(name, session))
         except ValueError:
             return gr.skip()
-    ui.model_ready.success(update, [ui.model, ui.session, moved], slider, api_visibility="private", queue=False)
+    ui.model_ready.success(update, [ui.model, ui.session, moved], box, api_visibility="private", queue=False)
 
 
 @functools.lru_cache(maxsize=256)
@@ -757,9 +760,13 @@ def _tab_generate(ui: UI):
                                       label="Classes", elem_id="gen-classes")
                 per_class = gr.Slider(1, MAX_PER_CLASS, value=2, step=1, label="Images per class")
                 default = ui.lab.models.get(ui.lab.default)
-                sampling = sampling_controls(open=True, elem_id="gen", guidance=default.default_guidance if default else
-                                             ddpm.recipes.DEFAULT_GUIDANCE)
-                _follow_guidance(ui, sampling.guidance)  # inside the tab: its State must not sit between tabs
+                sampling = sampling_controls(
+                    open=True, elem_id="gen",
+                    sampler=default.default_sampler if default else ddpm.recipes.DEFAULT_SAMPLER,
+                    guidance=default.default_guidance if default else ddpm.recipes.DEFAULT_GUIDANCE)
+                # inside the tab: their States must not sit between tabs
+                _follow_default(ui, sampling.guidance, lambda m: m.default_guidance)
+                _follow_default(ui, sampling.sampler, lambda m: m.default_sampler)
                 with gr.Row():
                     run = gr.Button("Generate", variant="primary", elem_id="gen-run")
                     stop = gr.Button("Stop", variant="stop", elem_id="gen-stop")
@@ -769,7 +776,7 @@ def _tab_generate(ui: UI):
                                  interactive=False, buttons=["download", "fullscreen"])
                 files = gr.File(label="Downloads: the grid (PNG) and the denoising (GIF)", file_count="multiple",
                                 interactive=False, elem_id="gen-files", height=110)
-        rows = [[name, class_names(m)[:10], 2, "dpm++", 20, m.default_guidance, 0]
+        rows = [[name, class_names(m)[:10], 2, m.default_sampler, 20, m.default_guidance, 0]
                 for name, m in ui.lab.models.items()]
         if rows:
             labels = [f"{r[0]}: {', '.join(r[1][:4])}{', ...' if len(r[1]) > 4 else ''}" for r in rows]

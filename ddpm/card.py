@@ -28,8 +28,12 @@ def model_card(model: DiffusionModel) -> str:
     for key, label in labels.items():
         if key in train:
             lines.append(f"| {label} | {train[key]} |")
-    if "sampling" in cfg:
+    own = cfg.get("sampling", {})
+    if "guidance" in own:
         lines.append(f"| default guidance | {model.default_guidance:g} (what `sample`, `evaluate` and the app's "
+                     f"Generate tab use unless told otherwise) |")
+    if "sampler" in own:
+        lines.append(f"| default sampler | {model.default_sampler} (what `sample`, `evaluate` and the app's "
                      f"Generate tab use unless told otherwise) |")
     if model.weights_dtype != "float32":
         lines.append(f"| weights on disk | {model.weights_dtype} (loaded into float32 for sampling) |")

@@ -3,8 +3,9 @@
 Our format (``FORMAT``)::
 
     <folder>/config.json        family, model config, noise schedule, dataset and class names, training facts,
-                                measured metrics, and optionally "sampling": {"guidance": G}, the model's own
-                                default guidance scale (see ``DiffusionModel.default_guidance``), and
+                                measured metrics, and optionally "sampling": {"guidance": G, "sampler": S},
+                                the model's own defaults (see ``DiffusionModel.default_guidance`` and
+                                ``default_sampler``), and
                                 optionally "weights_dtype": "float16" (see ``WEIGHT_DTYPES``)
     <folder>/model.safetensors  the (EMA) weights, float32 or float16 on disk; always float32 once loaded
     <folder>/README.md          the model card
@@ -73,6 +74,14 @@ class DiffusionModel:
         from .recipes import DEFAULT_GUIDANCE
 
         return float(self.meta.get("sampling", {}).get("guidance", DEFAULT_GUIDANCE))
+
+    @property
+    def default_sampler(self) -> str:
+        """The sampler this model samples best with: its config's ``"sampling": {"sampler": S}``, chosen
+        from measured rows, else the library's ``DEFAULT_SAMPLER``."""
+        from .recipes import DEFAULT_SAMPLER
+
+        return str(self.meta.get("sampling", {}).get("sampler", DEFAULT_SAMPLER))
 
     @property
     def weights_dtype(self) -> str:
@@ -219,13 +228,17 @@ def _load_ours(folder: Path, config: dict) -> DiffusionModel:
 def _check_sampling(folder: Path, sampling) -> None:
     """A config's ``"sampling"`` defaults must be usable, or loading says which line is wrong."""
     from .recipes import MAX_GUIDANCE
+    from .schedule import SAMPLERS
 
-    guidance = sampling.get("guidance") if isinstance(sampling, dict) else None
-    if not isinstance(sampling, dict) or (
-            "guidance" in sampling and not (isinstance(guidance, (int, float)) and not isinstance(guidance, bool)
-                                            and 0 <= guidance <= MAX_GUIDANCE)):
+    def good(key, value) -> bool:
+        if key == "guidance":
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= MAX_GUIDANCE
+        return key == "sampler" and value in SAMPLERS
+
+    if not isinstance(sampling, dict) or not all(good(k, v) for k, v in sampling.items()):
         raise ValueError(f'{folder / CONFIG_NAME}: "sampling" should be {{"guidance": a number from 0 to '
-                         f"{MAX_GUIDANCE:g}}}, got {sampling!r}")
+                         f'{MAX_GUIDANCE:g}, "sampler": one of {", ".join(SAMPLERS)}}} (either may be left out), '
+                         f"got {sampling!r}")
 
 
 def _check_weights_dtype(dtype, where: str) -> None:

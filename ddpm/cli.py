@@ -40,11 +40,12 @@ _positive_int, _nonneg_int = _int_at_least(1), _int_at_least(0)
 
 def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
     """The sampling flags shared by every command that samples."""
-    from .recipes import DEFAULT_GUIDANCE
+    from .recipes import DEFAULT_GUIDANCE, DEFAULT_SAMPLER
     from .schedule import SAMPLERS
 
     p.add_argument("--steps", type=_positive_int, default=20, help="sampling steps (default 20)")
-    p.add_argument("--sampler", choices=SAMPLERS, default="dpm++", help="default dpm++")
+    p.add_argument("--sampler", choices=SAMPLERS, default=None,
+                   help=f"default: the model's own, from its config, else {DEFAULT_SAMPLER}")
     p.add_argument("--guidance", type=float, default=None,
                    help=f"classifier-free guidance scale (default: the model's own, from its config, "
                         f"else {DEFAULT_GUIDANCE:g})")
@@ -57,17 +58,20 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args):
-    """The Settings the flags ask for; without --guidance, the library default until ``for_model``."""
-    from .recipes import DEFAULT_GUIDANCE, Settings
+    """The Settings the flags ask for; without --guidance or --sampler, the library's until ``for_model``."""
+    from .recipes import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, Settings
 
     guidance = DEFAULT_GUIDANCE if args.guidance is None else args.guidance
-    return Settings(sampler=args.sampler, steps=args.steps, guidance=guidance, eta=args.eta,
+    return Settings(sampler=args.sampler or DEFAULT_SAMPLER, steps=args.steps, guidance=guidance, eta=args.eta,
                     seed=args.seed, dtype=args.dtype, compile=args.compile)
 
 
 def for_model(settings, args, model):
-    """``settings`` with the model's own default guidance where the command line named none."""
-    return settings if args.guidance is not None else settings.with_(guidance=model.default_guidance)
+    """``settings`` with the model's own default guidance and sampler where the command line named none."""
+    own = {"guidance": model.default_guidance} if args.guidance is None else {}
+    if args.sampler is None:
+        own["sampler"] = model.default_sampler
+    return settings.with_(**own)
 
 
 # -- sample -------------------------------------------------------------------------------------------

@@ -38,12 +38,13 @@ from tqdm.auto import tqdm
 from .checkpoint import DiffusionModel
 from .device import generator as make_generator
 from .device import pick_device
-from .recipes import DEFAULT_GUIDANCE, MAX_BATCH, Settings, generate
+from .recipes import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, MAX_BATCH, Settings, generate
 from .schedule import SAMPLERS
 
 # Bump when the architecture or the training recipe changes: cached classifiers then retrain.
 CLASSIFIER_VERSION = 1
-DEFAULT_SAMPLERS = "dpm++:20"
+DEFAULT_STEPS = 20
+DEFAULT_SAMPLERS = f"{DEFAULT_SAMPLER}:{DEFAULT_STEPS}"
 DEFAULT_BATCH = 250
 
 Log = Callable[[str], None]
@@ -608,8 +609,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options of ``python -m ddpm evaluate``."""
     parser.add_argument("--model", required=True, help="bundled model name, checkpoint folder or Hub id")
     parser.add_argument("--n", type=int, default=1000, help="samples per setting, class-balanced (default 1000)")
-    parser.add_argument("--samplers", default=DEFAULT_SAMPLERS,
-                        help=f"comma-separated NAME:STEPS, e.g. ddpm:1000,ddim:50,dpm++:20 (default {DEFAULT_SAMPLERS})")
+    parser.add_argument("--samplers", default=None,
+                        help=f"comma-separated NAME:STEPS, e.g. ddpm:1000,ddim:50,dpm++:20 (default: the model's own "
+                             f"sampler, 20 steps, else {DEFAULT_SAMPLERS})")
     parser.add_argument("--guidance", default=None,
                         help=f"classifier-free guidance scale, or several for a sweep, e.g. 1,1.5,2,3 "
                              f"(default: the model's own, else {DEFAULT_GUIDANCE:g})")
@@ -636,12 +638,13 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         guidance = DEFAULT_GUIDANCE if args.guidance is None else args.guidance
-        settings = settings_from_spec(args.samplers, guidance, args.seed, args.dtype)  # checked before the load
+        settings_from_spec(args.samplers or DEFAULT_SAMPLERS, guidance, args.seed, args.dtype)  # checked before the load
         folder = local_folder(args.model) if args.write_card else None
         model = load(args.model)
-        if args.guidance is None:  # the model's own default; the card's command names it
-            args.guidance = f"{model.default_guidance:g}"
-            settings = settings_from_spec(args.samplers, args.guidance, args.seed, args.dtype)
+        # the model's own defaults where none were given; the card's command names them
+        args.guidance = f"{model.default_guidance:g}" if args.guidance is None else args.guidance
+        args.samplers = args.samplers or f"{model.default_sampler}:{DEFAULT_STEPS}"
+        settings = settings_from_spec(args.samplers, args.guidance, args.seed, args.dtype)
         rows = evaluate(model, settings, n=args.n, batch=args.batch, seed=args.seed)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -25,13 +25,14 @@ MAX_GUIDANCE = 30.0
 # accuracy 0.966 / 1.000 / 0.998 / 1.000 and classifier-feature FID 2.17 / 3.35 / 7.08 / 13.20 (floor 2.40):
 # past 1.5 samples get more typical and less varied, with no accuracy left to gain.
 DEFAULT_GUIDANCE = 1.5
+DEFAULT_SAMPLER = "dpm++"  # a model's config may name its own ("sampling": {"sampler": ...}), as emoji does
 
 
 @dataclass(frozen=True)
 class Settings:
     """How to sample: which sampler, how many steps, guidance scale, DDIM eta, seed, precision."""
 
-    sampler: str = "dpm++"
+    sampler: str = DEFAULT_SAMPLER
     steps: int = 20
     guidance: float = DEFAULT_GUIDANCE
     eta: float = 0.0

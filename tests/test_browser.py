@@ -285,9 +285,12 @@ def test_generate_guidance_follows_the_model_until_the_user_moves_it(page, model
         page.wait_for_timeout(1000)  # the slider follows in the event after the model's
 
     first, other = min(defaults, key=defaults.get), max(defaults, key=defaults.get)
+    label = {value: text for text, value in app.SAMPLERS}
+    sampler = page.locator("#gen-sampler input")
     for name in (first, other, first):
         switch(name)
         assert float(slider.input_value()) == defaults[name], name
+        assert sampler.input_value() == label[models[name].default_sampler], name  # and its sampler
     slider.fill("5")
     slider.press("Enter")
     switch(other)

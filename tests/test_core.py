@@ -515,14 +515,19 @@ def test_checkpoint_round_trip_gives_identical_outputs(tiny_model, tmp_path, fam
         assert torch.equal(loaded.denoiser(x, 7, labels), want)
 
 
-def test_a_checkpoint_carries_its_own_default_guidance(tiny_model, tmp_path):
+def test_a_checkpoint_carries_its_own_default_guidance_and_sampler(tiny_model, tmp_path):
     model = tiny_model()
     assert model.default_guidance == ddpm.recipes.DEFAULT_GUIDANCE  # none stored: the library's
+    assert model.default_sampler == ddpm.recipes.DEFAULT_SAMPLER == ddpm.Settings().sampler
     model.meta["sampling"] = {"guidance": 3}
     loaded = ddpm.load(model.save(tmp_path / "m"))
     assert loaded.default_guidance == 3.0 and loaded.meta["sampling"] == {"guidance": 3}
+    assert loaded.default_sampler == "dpm++"
+    model.meta["sampling"] = {"guidance": 3, "sampler": "dpm++sde"}
+    assert ddpm.load(model.save(tmp_path / "m")).default_sampler == "dpm++sde"
     config = json.loads((tmp_path / "m" / "config.json").read_text())
-    for bad in ({"guidance": 99}, {"guidance": "high"}, {"guidance": True}, [3]):
+    for bad in ({"guidance": 99}, {"guidance": "high"}, {"guidance": True}, [3], {"sampler": "euler"},
+                {"sampler": None}, {"guidence": 3}):
         (tmp_path / "m" / "config.json").write_text(json.dumps({**config, "sampling": bad}))
         with pytest.raises(ValueError, match='"sampling" should be'):
             ddpm.load(tmp_path / "m")

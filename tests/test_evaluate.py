@@ -254,6 +254,25 @@ def test_cli_measures_at_the_models_own_guidance_unless_told(tmp_path, tiny_mode
     assert "| class | ddim 2 steps, guidance 4 |" in card and "| q0 | 1.00 |" in card
 
 
+def test_cli_measures_with_the_models_own_sampler_unless_told(tmp_path, tiny_model, monkeypatch):
+    plain = tiny_model.save(tmp_path / "plain")
+    tiny_model.meta["sampling"] = {"sampler": "dpm++sde"}
+    folder = tiny_model.save(tmp_path / "tiny")
+    del tiny_model.meta["sampling"]
+    seen = []
+    monkeypatch.setattr(ev, "evaluate", lambda model, settings, **_: seen.append(settings) or [])
+    monkeypatch.setattr(ev, "format_table", lambda rows: "")
+    parser = ev.add_arguments(argparse.ArgumentParser())
+    assert ev.run(parser.parse_args(["--model", str(folder)])) == 0
+    assert ev.run(parser.parse_args(["--model", str(folder), "--samplers", "ddim:3"])) == 0
+    assert ev.run(parser.parse_args(["--model", str(plain)])) == 0
+    assert [(s.sampler, s.steps, s.guidance) for [s] in seen] == [("dpm++sde", 20, 1.5), ("ddim", 3, 1.5),
+                                                                  ("dpm++", 20, 1.5)]
+    from ddpm.card import model_card
+    card = model_card(ddpm.load(folder))
+    assert "| default sampler | dpm++sde " in card and "default guidance" not in card
+
+
 def test_cli_reports_bad_sampler(capsys):
     parser = ev.add_arguments(argparse.ArgumentParser())
     assert ev.run(parser.parse_args(["--model", "mnist", "--samplers", "foo:10"])) == 2

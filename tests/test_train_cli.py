@@ -260,18 +260,21 @@ def test_cli_sample_writes_the_documented_npz(tmp_path, tiny_checkpoint):
     assert np.array_equal(np.load(again)["images"], data["images"])  # same settings, same images
 
 
-def test_cli_sample_uses_the_models_own_guidance_unless_told(tmp_path, tiny_checkpoint, capsys):
+def test_cli_sample_uses_the_models_own_guidance_and_sampler_unless_told(tmp_path, tiny_checkpoint, capsys):
     def run(*flags):
         assert main(["sample", "--model", str(tiny_checkpoint), "--labels", "dog", "--steps", "2", *flags,
                      "--out", str(tmp_path / "g.npz")]) == 0
         return capsys.readouterr().out
 
-    assert f"guidance {ddpm.recipes.DEFAULT_GUIDANCE:g}," in run()
+    assert f"dpm++ 2 steps, guidance {ddpm.recipes.DEFAULT_GUIDANCE:g}," in run()
     config = json.loads((tiny_checkpoint / "config.json").read_text())
     try:
         (tiny_checkpoint / "config.json").write_text(json.dumps({**config, "sampling": {"guidance": 4}}))
-        assert "guidance 4," in run()
+        assert "dpm++ 2 steps, guidance 4," in run()
         assert "guidance 0.5," in run("--guidance", "0.5")
+        (tiny_checkpoint / "config.json").write_text(json.dumps({**config, "sampling": {"sampler": "dpm++sde"}}))
+        assert "dpm++sde 2 steps, guidance 1.5," in run()
+        assert "ddim 2 steps, guidance 2," in run("--sampler", "ddim", "--guidance", "2")
     finally:
         (tiny_checkpoint / "config.json").write_text(json.dumps(config))
 
