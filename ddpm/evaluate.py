@@ -638,7 +638,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         guidance = DEFAULT_GUIDANCE if args.guidance is None else args.guidance
-        settings_from_spec(args.samplers or DEFAULT_SAMPLERS, guidance, args.seed, args.dtype)  # checked before the load
+        settings_from_spec(args.samplers or DEFAULT_SAMPLERS, guidance, args.seed, args.dtype)  # checked early
         folder = local_folder(args.model) if args.write_card else None
         model = load(args.model)
         # the model's own defaults where none were given; the card's command names them

@@ -25,7 +25,7 @@ MAX_GUIDANCE = 30.0
 # accuracy 0.966 / 1.000 / 0.998 / 1.000 and classifier-feature FID 2.17 / 3.35 / 7.08 / 13.20 (floor 2.40):
 # past 1.5 samples get more typical and less varied, with no accuracy left to gain.
 DEFAULT_GUIDANCE = 1.5
-DEFAULT_SAMPLER = "dpm++"  # a model's config may name its own ("sampling": {"sampler": ...}), as emoji does
+DEFAULT_SAMPLER = "dpm++"  # a model's config may name its own ("sampling": {"sampler": ...})
 
 
 @dataclass(frozen=True)

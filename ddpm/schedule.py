@@ -19,7 +19,8 @@ from diffusers.schedulers.scheduling_ddim import DDIMSchedulerOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 # dpm++ is DPM-Solver++(2M), deterministic; dpm++sde its stochastic form, SDE-DPM-Solver++(2M), which adds
-# fresh noise every step, as DDPM does, and corrects earlier steps' errors the way DDPM does, in few steps
+# fresh noise every step, as DDPM does, in as few steps as dpm++ (on emoji it trades FID for class accuracy,
+# as more guidance does: README)
 SAMPLERS = ("ddpm", "ddim", "dpm++", "dpm++sde")
 SCHEDULE_KINDS = ("linear", "cosine")
 

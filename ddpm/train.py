@@ -166,7 +166,7 @@ class Trainer:
                            layers_per_block=c.layers_per_block, class_emb_size=c.class_emb_size, dropout=c.dropout)
         self.step, self.elapsed, self.losses = 0, 0.0, []  # losses: [step, mean loss] per log_every
         self.devices: list[str] = []  # the device types trained on, in order (a run may move, CPU -> GPU)
-        self.sampling: dict = {}  # the sampling defaults (guidance) of the checkpoint this run continues, kept
+        self.sampling: dict = {}  # the sampling defaults (guidance, sampler) of the checkpoint this run continues
         state = c.run_dir / "state" / "train_state.json"
         if not state.is_file() and c.init_from:
             self._init_from(c.init_from)
@@ -338,8 +338,8 @@ class Trainer:
         self.step = int(training.get("steps", 0))
         self.elapsed = float(training.get("train_seconds", 0.0))
         self.devices = [d.strip() for d in str(training.get("device", "")).split(",") if d.strip()]
-        # its default guidance was chosen by a measured sweep of these weights: a better default for the
-        # continued model than the library's, until a sweep of its own says otherwise
+        # its defaults were chosen from measured rows of these weights: better for the continued model
+        # than the library's, until measurements of its own say otherwise
         self.sampling = dict(source.meta.get("sampling", {}))
         print(f"starting {self.config.name} from {name_or_path} at step {self.step}")
 
