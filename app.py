@@ -49,7 +49,7 @@ MAX_IMAGES = 16          # per SDEdit / inpaint / illusion run
 PREVIEW_SECONDS = 0.25   # at most ~4 streamed previews a second
 FILE_TTL = 3600          # seconds the downloadable PNG/GIF files are kept
 NONE = "(none)"
-SAMPLERS = [("DPM-Solver++", "dpm++"), ("DPM-Solver++ SDE (stochastic)", "dpm++sde"), ("DDIM", "ddim"),
+SAMPLERS = [("DPM-Solver++", "dpm++"), ("DPM-Solver++ SDE", "dpm++sde"), ("DDIM", "ddim"),
             ("DDPM", "ddpm")]
 STRENGTH_CHOICES = [round(0.1 * k, 1) for k in range(1, 11)]
 STRENGTHS = [0.2, 0.4, 0.6, 0.8, 1.0]  # the default pick
