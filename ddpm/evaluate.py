@@ -638,12 +638,13 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         guidance = DEFAULT_GUIDANCE if args.guidance is None else args.guidance
-        settings_from_spec(args.samplers or DEFAULT_SAMPLERS, guidance, args.seed, args.dtype)  # checked early
+        samplers = DEFAULT_SAMPLERS if args.samplers is None else args.samplers
+        settings_from_spec(samplers, guidance, args.seed, args.dtype)  # checked before the (slower) load
         folder = local_folder(args.model) if args.write_card else None
         model = load(args.model)
         # the model's own defaults where none were given; the card's command names them
         args.guidance = f"{model.default_guidance:g}" if args.guidance is None else args.guidance
-        args.samplers = args.samplers or f"{model.default_sampler}:{DEFAULT_STEPS}"
+        args.samplers = f"{model.default_sampler}:{DEFAULT_STEPS}" if args.samplers is None else args.samplers
         settings = settings_from_spec(args.samplers, args.guidance, args.seed, args.dtype)
         rows = evaluate(model, settings, n=args.n, batch=args.batch, seed=args.seed)
     except (ValueError, FileNotFoundError) as err:

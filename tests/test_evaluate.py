@@ -277,6 +277,8 @@ def test_cli_reports_bad_sampler(capsys):
     parser = ev.add_arguments(argparse.ArgumentParser())
     assert ev.run(parser.parse_args(["--model", "mnist", "--samplers", "foo:10"])) == 2
     assert "unknown sampler 'foo'" in capsys.readouterr().err
+    assert ev.run(parser.parse_args(["--model", "mnist", "--samplers", ""])) == 2  # empty is not "the default"
+    assert "no sampler given" in capsys.readouterr().err
 
 
 def test_write_card(tmp_path, tiny_model):
