@@ -167,7 +167,7 @@ def test_dpm_solver_matches_diffusers_scheduler_in_a_pipeline(steps):
 @pytest.mark.parametrize("steps", [20, 7])
 def test_sde_dpm_solver_matches_diffusers_with_the_same_generator(steps):
     """The stochastic solver draws its step noise from the run's one seeded generator, in diffusers'
-    order: same seed, same images as diffusers' pipeline; another seed, others."""
+    order: same seed, same images as diffusers' pipeline, and not the deterministic solver's."""
     unet, schedule = tiny_unet(), ddpm.NoiseSchedule("linear", num_timesteps=50)
     scheduler = DPMSolverMultistepScheduler(num_train_timesteps=50, beta_schedule="linear",
                                             algorithm_type="sde-dpmsolver++", final_sigmas_type="zero",

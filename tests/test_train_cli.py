@@ -152,21 +152,21 @@ def test_init_from_continues_a_finished_checkpoint(tmp_path):
     assert "continued from" in (tmp_path / "b" / "final" / "README.md").read_text()
 
 
-def test_a_continued_run_keeps_the_default_guidance_of_the_model_it_continues(tmp_path):
+def test_a_continued_run_keeps_the_sampling_defaults_of_the_model_it_continues(tmp_path):
     """The bundled emoji samples at guidance 3 (its measured best); a run continued from it exports with
     that default too, also after a resume, so `sample --model runs/NAME/final` is not silently at 1.5."""
     images, labels, names = _toy_data()
     source = ddpm.load(Trainer(TrainConfig(name="toy", family="scratch", steps=2, out_dir=str(tmp_path / "a"),
                                            **TINY), images, labels, names).fit())
     assert "sampling" not in source.meta and source.default_guidance == 1.5
-    source.meta["sampling"] = {"guidance": 3.0}
+    source.meta["sampling"] = {"guidance": 3.0, "sampler": "ddim"}
     folder = source.save(tmp_path / "tuned")
     config = TrainConfig(name="toy", family="scratch", steps=3, out_dir=str(tmp_path / "b"), init_from=str(folder),
                          **TINY)
     assert ddpm.load(Trainer(config, images, labels, names).fit()).default_guidance == 3.0
     config.steps = 4  # resumed from its state, where the init-from checkpoint is no longer read
     exported = Trainer(config, images, labels, names).fit()
-    assert ddpm.load(exported).default_guidance == 3.0
+    assert ddpm.load(exported).meta["sampling"] == {"guidance": 3.0, "sampler": "ddim"}
     assert "| default guidance | 3 " in (exported / "README.md").read_text()
 
 
