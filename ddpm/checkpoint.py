@@ -180,7 +180,7 @@ def _hub_failure(err: Exception) -> str:
 
     if isinstance(err, errors.LocalEntryNotFoundError):
         return "it could not be fetched: the Hub is out of reach (offline?) and it is not in the local Hub cache"
-    if isinstance(err, (errors.RepositoryNotFoundError, errors.GatedRepoError)):
+    if isinstance(err, errors.RepositoryNotFoundError):  # GatedRepoError is one too
         return "it does not exist, or is private or gated (log in with `hf auth login`)"
     first_line = (str(err).strip().splitlines() or [""])[0]
     return f"it could not be fetched ({type(err).__name__}: {first_line})"
