@@ -156,8 +156,9 @@ def prepare_image(image, model, keep_layout: bool = False) -> torch.Tensor:
 
     Grayscale models see white strokes on black: a light background is inverted. For MNIST-style data
     (``GLYPH_BOX``) the picture is cropped to its strokes, fitted into a 20-px box and centred by its
-    centre of mass in the 28-px canvas, as MNIST was made; other grayscale data is fitted into the whole
-    canvas. Colour models get the picture centre-cropped to a square and resized with antialiasing.
+    centre of mass in the 28-px canvas, as MNIST was made; other grayscale data (Fashion-MNIST) is fitted
+    into the whole canvas and centred by its bounding box, as Fashion-MNIST was made. Colour models get the
+    picture centre-cropped to a square and resized with antialiasing.
     ``keep_layout=True`` (inpainting, where a mask must stay aligned) only centre-crops and resizes.
     Raises ValueError for missing, unreadable, tiny, huge or blank images.
     """
@@ -187,8 +188,25 @@ def prepare_image(image, model, keep_layout: bool = False) -> torch.Tensor:
     ink = np.where(ink > INK_LEVEL, ink, 0)  # paper texture and JPEG noise are not strokes
     if not ink.any():
         raise ValueError("the image has no strokes: nothing stands out from the background")
-    box = GLYPH_BOX.get(model.dataset or "", size)
-    return _as_tensor(fit_glyph(ink, box=box, size=size))
+    if model.dataset in GLYPH_BOX:
+        return _as_tensor(fit_glyph(ink, box=GLYPH_BOX[model.dataset], size=size))
+    return _as_tensor(_fit_canvas(ink, size))
+
+
+def _fit_canvas(ink: np.ndarray, size: int) -> np.ndarray:
+    """Fashion-MNIST's normalisation: the ink's bounding box, longest side scaled to ``size`` (aspect kept),
+    centred by that box (not by centre of mass, which would push a boot or a bag up against the edge)."""
+    from .data.glyphs import crop_to_ink
+
+    thing = crop_to_ink(ink)
+    h, w = thing.shape
+    scale = size / max(h, w)
+    new_w, new_h = (int(np.clip(round(n * scale), 1, size)) for n in (w, h))
+    small = Image.fromarray(thing).resize((new_w, new_h), Image.Resampling.LANCZOS)
+    out = np.zeros((size, size), dtype=np.float32)
+    top, left = (size - new_h + 1) // 2, (size - new_w + 1) // 2  # an odd spare pixel goes before, as in the dataset
+    out[top:top + new_h, left:left + new_w] = np.clip(np.asarray(small, dtype=np.float32), 0, 1)
+    return out
 
 
 def _editor_parts(value) -> tuple[np.ndarray | None, list[np.ndarray]]:

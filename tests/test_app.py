@@ -337,6 +337,18 @@ def test_prepare_image_makes_an_mnist_like_glyph(models):
     assert abs(cy - 13.5) < 1 and abs(cx - 13.5) < 1, "centred by centre of mass"
 
 
+def test_prepare_image_keeps_a_fashion_item_where_the_dataset_put_it():
+    """Fashion-MNIST fits an item's bounding box (not its centre of mass) into the canvas: a boot, heavy at
+    the sole, shown at 8x as the app's examples are, reaches a fashion model where it was."""
+    boot = np.zeros((28, 28), np.float32)
+    boot[7:12, 20:28], boot[12:22, 0:28] = 0.5, 1.0  # rows 7..21, the mass low and to the right
+    x = im.prepare_image(np.kron(1 - boot, np.ones((8, 8), np.float32)), tiny("fashion", 28, 1, DIGITS, "fashion"))
+    ink = (x[0].numpy() + 1) / 2
+    rows = np.flatnonzero((ink > 0.1).any(1))
+    assert (rows[0], rows[-1]) == (7, 21)
+    assert np.abs(ink - boot).mean() < 0.02
+
+
 def test_prepare_image_for_colour_and_keep_layout(models):
     rgba = np.zeros((100, 60, 4), np.uint8)
     rgba[..., 0], rgba[40:60, :, 3] = 255, 255  # a red band on transparent: composited on white
