@@ -1000,11 +1000,35 @@ def _tab_illusions(ui: UI):
     hybrid = h_run.click(ui.lab.hybrid, [ui.model, low, high, sigma, h_count, *h_sampling.inputs, ui.session],
                          [large, small, h_status, ui.last_run], api_name="hybrid", show_progress_on=h_status,
                          concurrency_id="model")
-    for box, table, column in ((class_a, ANAGRAMS, 0), (class_b, ANAGRAMS, 1), (view, ANAGRAMS, 2),
-                               (low, HYBRIDS, 0), (high, HYBRIDS, 1)):
-        choices = _view_choices if box is view else class_names
-        _follow_model(ui, box, choices, lambda m, t=table, c=column: _illusions(m, t, "rot180")[0][c])
+    _follow_illusion(ui, class_a, class_b, view, ANAGRAMS, "rot180", views=True)
+    _follow_illusion(ui, low, high, sigma, HYBRIDS, 1.0)
     return anagram, hybrid
+
+
+def illusion_after_switch(model: ddpm.DiffusionModel, table: dict, tail, a, b, third, views: bool = False) -> tuple:
+    """An illusion's (class A, class B, transform or blur) once the Model box shows ``model``: kept while
+    both classes (and, given ``views``, the transform) fit it (so an example that sets model and classes together keeps all
+    three), else the model's first preset, all three together: a transform chosen for one pair of classes
+    never stays behind with another pair."""
+    names = class_names(model)
+    fits = a in names and b in names and (not views or third in {v for _, v in _view_choices(model)})
+    return (a, b, third) if fits else _illusions(model, table, tail)[0]
+
+
+def _follow_illusion(ui: UI, box_a, box_b, box_third, table: dict, tail, views: bool = False) -> None:
+    """Keep an illusion's two class boxes and its transform (``views``: a dropdown of views) or blur (a
+    slider) in step with the Model box, as one (see illusion_after_switch)."""
+    def update(name, session, a, b, third):
+        try:
+            model = ui.lab.model(name, session)
+        except ValueError:
+            return gr.skip(), gr.skip(), gr.skip()
+        a, b, third = illusion_after_switch(model, table, tail, a, b, third, views)
+        names = class_names(model)
+        third = gr.Dropdown(choices=_view_choices(model), value=third) if views else third
+        return gr.Dropdown(choices=names, value=a), gr.Dropdown(choices=names, value=b), third
+    ui.model_ready.success(update, [ui.model, ui.session, box_a, box_b, box_third], [box_a, box_b, box_third],
+                           api_visibility="private", queue=False)
 
 
 def build_demo(models: dict[str, ddpm.DiffusionModel] | None = None) -> gr.Blocks:

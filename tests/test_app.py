@@ -3,6 +3,7 @@ fine: sizes, types and error messages are what is checked); the image preparatio
 publishing to a Space with a fake Hub API."""
 from __future__ import annotations
 
+import functools
 import json
 import socket
 
@@ -335,6 +336,19 @@ def test_prepare_image_makes_an_mnist_like_glyph(models):
     assert 18 <= rows[-1] - rows[0] + 1 <= 20, "fitted into a 20-px box"
     cy, cx = centre_of_mass(x)
     assert abs(cy - 13.5) < 1 and abs(cx - 13.5) < 1, "centred by centre of mass"
+
+
+def test_an_illusion_keeps_its_classes_and_transform_together_across_a_model_switch():
+    letters = tiny("letters", 28, 1, [chr(c) for c in range(65, 91)], "letters")
+    preset = app._illusions(letters, app.ANAGRAMS, "rot180")[0]
+    assert preset[2] != "flip_v"
+    after = functools.partial(app.illusion_after_switch, letters, app.ANAGRAMS, "rot180")
+    assert after("2", "5", "flip_v", True) == preset, "mnist's pair gone: its transform goes with it"
+    assert after("N", "Z", "flip_v", True) == ("N", "Z", "flip_v"), "a pair that fits keeps its transform"
+    assert after("N", "Z", "patches:8", True) == preset, "a transform the model cannot take is reset"
+    hybrid = app.illusion_after_switch(letters, app.HYBRIDS, 1.0, "0", "1", 2.5)
+    assert hybrid == app._illusions(letters, app.HYBRIDS, 1.0)[0]
+    assert app.illusion_after_switch(letters, app.HYBRIDS, 1.0, "O", "I", 2.5) == ("O", "I", 2.5)
 
 
 def test_prepare_image_keeps_a_fashion_item_where_the_dataset_put_it():

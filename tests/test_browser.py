@@ -269,6 +269,23 @@ def test_an_illusion_example_of_another_model_loads_it_and_runs(page, models):
     shot(page, "7-illusion-example")
 
 
+def test_a_model_switch_moves_the_anagram_transform_with_its_classes(page, models):
+    """After the example above (the last model's pair and transform), a switch in the Model box to the first
+    model brings that model's preset pair together with its own transform, never the old pair's."""
+    (name, model), last = next(iter(models.items())), list(models.values())[-1]
+    a, b, view = app._illusions(model, app.ANAGRAMS, "rot180")[0]
+    if view == app._illusions(last, app.ANAGRAMS, "rot180")[0][2]:
+        pytest.skip("the first and last models' anagrams use the same transform")
+    page.locator("#model input").click()
+    page.get_by_role("option", name=name, exact=True).click()
+    page.wait_for_function("name => document.querySelector('#model-info').innerText.includes(name)", arg=name,
+                           timeout=30_000)
+    page.wait_for_function("want => document.querySelector('#anagram-view input').value === want",
+                           arg=f"{app._view_label(view)} ({view})", timeout=10_000)
+    page.locator("#anagram-run").click()
+    wait_done(page, "anagram-status", prefix=f"Done: {a} / {b} {view}")
+
+
 def test_generate_guidance_follows_the_model_until_the_user_moves_it(page, models):
     """Each model brings its own default guidance to the Generate tab; once the user sets one, it stays."""
     defaults = {name: m.default_guidance for name, m in models.items()}
