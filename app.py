@@ -47,6 +47,7 @@ MAX_TRACKS = 40          # samples of one run kept for the scrubber
 MAX_PER_CLASS = 8
 MAX_IMAGES = 16          # per SDEdit / inpaint / illusion run
 PREVIEW_SECONDS = 0.25   # at most ~4 streamed previews a second
+SO_FAR = " · predicted x0 so far"  # the end of a running Generate status
 FILE_TTL = 3600          # seconds the downloadable PNG/GIF files are kept
 NONE = "(none)"
 SAMPLERS = [("DPM-Solver++", "dpm++"), ("DPM-Solver++ SDE", "dpm++sde"), ("DDIM", "ddim"),
@@ -387,8 +388,8 @@ class Lab:
             progress((step.index + 1, step.total), desc="denoising")
             if step.index == 0 or time.perf_counter() - last >= PREVIEW_SECONDS:
                 last = time.perf_counter()
-                yield (im.captioned_grid(step.x0, captions, ncol, scale), gr.skip(),
-                       f"step {step.index + 1}/{step.total} · t = {step.t} · predicted x0 so far", gr.skip())
+                yield (im.captioned_grid(step.x0, captions, ncol, scale), None if step.index == 0 else gr.skip(),
+                       f"step {step.index + 1}/{step.total} · t = {step.t}{SO_FAR}", gr.skip())
         seconds = time.perf_counter() - start
         grid, frames = im.captioned_grid(step.x_next, captions, ncol, scale), recorder.frames()
         files = _save_downloads(grid, frames["x"], step.x_next, captions, ncol)
@@ -606,12 +607,13 @@ def preset_mask(picture: str) -> dict:
 def sampling_controls(sampler: str = ddpm.recipes.DEFAULT_SAMPLER, steps: int = 20,
                       guidance: float = ddpm.recipes.DEFAULT_GUIDANCE, open: bool = False,
                       elem_id: str | None = None) -> Sampling:
-    """The sampler accordion and the seed row; ``elem_id`` (a tab's prefix) names the sampler and guidance."""
+    """The sampler accordion and the seed row; ``elem_id`` (a tab's prefix) names the sampler, steps and guidance."""
     with gr.Accordion("Sampler", open=open):
         with gr.Row():
             sampler_box = gr.Dropdown(SAMPLERS, value=sampler, label="Sampler", min_width=150,
                                       elem_id=f"{elem_id}-sampler" if elem_id else None)
-            steps_box = gr.Slider(1, 1000, value=steps, step=1, label="Steps", min_width=200)
+            steps_box = gr.Slider(1, 1000, value=steps, step=1, label="Steps", min_width=200,
+                                  elem_id=f"{elem_id}-steps" if elem_id else None)
         guidance_box = gr.Slider(0, 10, value=guidance, step=0.5, label="Guidance scale",
                                  elem_id=f"{elem_id}-guidance" if elem_id else None,
                                  info="0: unconditional · 1: plain conditional · higher: more typical of the class")
@@ -785,9 +787,17 @@ def _tab_generate(ui: UI):
     event = run.click(ui.lab.generate, [ui.model, classes, per_class, *sampling.inputs, ui.session],
                       [image, files, status, ui.last_run], api_name="generate", show_progress_on=status,
                       concurrency_id="model")
-    stop.click(None, cancels=[event], api_visibility="private", queue=False)
+    stop.click(stopped, status, status, cancels=[event], api_visibility="private", queue=False)
     _follow_model(ui, classes, class_names, lambda m: class_names(m)[:10], multiselect=True)
     return event
+
+
+def stopped(status: str):
+    """The Generate status after Stop: which step the run got to, and that the grid is not a finished sample
+    (a run that had already finished keeps its status)."""
+    if not str(status or "").startswith("step "):
+        return gr.skip()
+    return f"Stopped at {status.removesuffix(SO_FAR)}: the grid is the predicted x0 there, not a finished sample"
 
 
 def _tab_steps(ui: UI):

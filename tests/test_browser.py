@@ -170,6 +170,23 @@ def test_generate_then_scrub_the_steps(page, bundled):
     page.wait_for_function("cap => document.querySelector('#steps-scrubber .cap').textContent !== cap", arg=first)
 
 
+def test_stop_says_where_the_run_stopped_and_offers_no_old_downloads(page):
+    """After a finished run (the test above) a second, long one is stopped: the status says at which step,
+    and the first run's downloads are gone (they would pass for this one's)."""
+    open_tab(page, "Generate")
+    steps = page.locator("#gen-steps input[type=number]")
+    steps.fill("1000")
+    steps.press("Enter")
+    page.locator("#gen-run").click()
+    wait_done(page, "gen-status", prefix="step ")
+    page.locator("#gen-stop").click()
+    status = wait_done(page, "gen-status", prefix="Stopped at step ")
+    assert status.endswith("not a finished sample") and "/1000" in status
+    assert page.locator("#gen-files a").count() == 0
+    steps.fill("20")
+    steps.press("Enter")
+
+
 def test_sketch_on_sdedit(page):
     open_tab(page, "SDEdit")
     editor = page.locator("#sdedit-image")
