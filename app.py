@@ -114,6 +114,11 @@ def settings(sampler, steps, guidance, seed) -> ddpm.Settings:
                          guidance=_float(guidance, 0, 30, "guidance"), seed=_int(seed, 0, 2**63 - 1, "seed"))
 
 
+def run_text(s: ddpm.Settings) -> str:
+    """How a run sampled, for its status line: "dpm++ 20 steps · guidance 3 · seed 0"."""
+    return f"{s.sampler} {s.steps} step{'' if s.steps == 1 else 's'} · guidance {s.guidance:g} · seed {s.seed}"
+
+
 def random_seed() -> int:
     return random.randrange(2**31)
 
@@ -123,8 +128,12 @@ def _target(model: ddpm.DiffusionModel, value) -> str | None:
     text = "" if value is None else str(value).strip()
     if text.lower() in ("", "none", NONE) or not model.conditional:
         return None
-    model.label_ids([text])  # raises a readable ValueError for an unknown class
-    return text
+    return _canonical(model, [text])[0]  # raises a readable ValueError for an unknown class
+
+
+def _canonical(model: ddpm.DiffusionModel, names: list[str]) -> list[str]:
+    """Class names or indices, any case, as the model spells its classes ("3" is emoji's "Food & Drink")."""
+    return [class_names(model)[i] for i in model.label_ids(names)]
 
 
 def _classes(model: ddpm.DiffusionModel, value) -> list[str]:
@@ -133,7 +142,7 @@ def _classes(model: ddpm.DiffusionModel, value) -> list[str]:
     if model.conditional:
         if not names:
             raise ValueError("pick at least one class")
-        model.label_ids(names)
+        names = _canonical(model, names)
     return names
 
 
@@ -393,10 +402,10 @@ class Lab:
         seconds = time.perf_counter() - start
         grid, frames = im.captioned_grid(step.x_next, captions, ncol, scale), recorder.frames()
         files = _save_downloads(grid, frames["x"], step.x_next, captions, ncol)
-        what = f"{len(captions)} images · {s.sampler} {s.steps} steps · guidance {s.guidance:g} · seed {s.seed}"
+        what = f"{len(captions)} images · {run_text(s)}"
         names = [f"{c} #{captions[:i].count(c) + 1}" for i, c in enumerate(captions)] if labels else captions
         run = Run(f"Generate · {model.name} · {what}", tracks_from(frames, names))
-        yield grid, files, f"Done: {what} · {seconds:.1f} s", run
+        yield grid, files, f"Done: {model.name} · {what} · {seconds:.1f} s", run
 
     # -- Forward process
     @user_errors
@@ -440,10 +449,9 @@ class Lab:
             caption = f"strength {level:g} (from t={start_t})" if start_t >= 0 else f"strength {level:g} (input)"
             results.append((im.to_display(x[0], _scale(model)), f"{level:g}"))
             tracks += tracks_from(recorder.frames(), [caption])
-        what = (f"{NONE if label is None else label} · {s.sampler} {s.steps} steps · guidance {s.guidance:g} · "
-                f"seed {s.seed}")
-        run = Run(f"SDEdit · {model.name} · target {what}", tracks)
-        return results, im.to_display(x0, _scale(model)), f"Done: target {what}", run
+        what = f"target {NONE if label is None else label} · {run_text(s)}"
+        run = Run(f"SDEdit · {model.name} · {what}", tracks)
+        return results, im.to_display(x0, _scale(model)), f"Done: {model.name} · {what}", run
 
     # -- Inpaint
     @user_errors
@@ -461,10 +469,10 @@ class Lab:
         captions = [f"#{i + 1}" for i in range(n)]
         k = _scale(model)
         what = (f"{int(mask.sum())} of {mask.size} pixels · target {NONE if label is None else label}"
-                f"{' · RePaint' if repaint else ''} · {s.sampler} {s.steps} steps · seed {s.seed}")
+                f"{' · RePaint' if repaint else ''} · {run_text(s)}")
         run = Run(f"Inpaint · {model.name} · {what}", tracks_from(frames, captions))
         grid = im.captioned_grid(x, [f"seed {s.seed} #{i + 1}" for i in range(n)], min(n, 4), k // 2)
-        return im.mask_overlay(x0, mask, k), grid, f"Done: {what}", run
+        return im.mask_overlay(x0, mask, k), grid, f"Done: {model.name} · {what}", run
 
     # -- Illusions
     @user_errors
@@ -477,23 +485,25 @@ class Lab:
         x, frames = run_job(job, progress)
         pairs = torch.stack([x, v(x)], 1).flatten(0, 1)
         captions = [c for _ in range(n) for c in (f"{a or 'any'} · as is", f"{b or 'any'} · {_view_label(view)}")]
-        what = f"{a} / {b} {v.name} · {s.sampler} {s.steps} steps · guidance {s.guidance:g} · seed {s.seed}"
+        what = f"{a or 'any'} / {b or 'any'} {v.name} · {run_text(s)}"
         run = Run(f"Anagram · {model.name} · {what}", tracks_from(frames, [f"#{i + 1}" for i in range(n)]))
-        return im.captioned_grid(pairs, captions, 2 * min(n, 2), _scale(model) // 2), f"Done: {what}", run
+        return (im.captioned_grid(pairs, captions, 2 * min(n, 2), _scale(model) // 2), f"Done: {model.name} · {what}",
+                run)
 
     @user_errors
     def hybrid(self, model, low, high, sigma, count, sampler, steps, guidance, seed, session,
                progress=gr.Progress()):
         model, s, n = self.begin(model, session, sampler, steps, guidance, seed, count)
         sigma = _float(sigma, 0.1, model.image_size, "blur sigma")
-        job = ddpm.hybrid(model, _target(model, low), _target(model, high), sigma=sigma, n=n, settings=s)
+        low, high = _target(model, low), _target(model, high)
+        job = ddpm.hybrid(model, low, high, sigma=sigma, n=n, settings=s)
         x, frames = run_job(job, progress)
         captions = [f"#{i + 1}" for i in range(n)]
-        what = f"{low} from afar, {high} up close · sigma {sigma:g} · {s.sampler} {s.steps} steps · seed {s.seed}"
+        what = f"{low or 'any'} from afar, {high or 'any'} up close · sigma {sigma:g} · {run_text(s)}"
         run = Run(f"Hybrid · {model.name} · {what}", tracks_from(frames, captions))
         up_close = im.captioned_grid(x, None, min(n, 4), _scale(model))
         from_afar = im.captioned_grid(x, None, min(n, 4), 1, pad=2)
-        return up_close, from_afar, f"Done: {what}", run
+        return up_close, from_afar, f"Done: {model.name} · {what}", run
 
 
 def run_job(job: ddpm.Job, progress) -> tuple[torch.Tensor, dict]:

@@ -120,7 +120,7 @@ def test_generate_defaults_stream_a_preview_then_a_labelled_grid_and_a_gif(clien
     assert len(outputs) >= 2, "a preview must be streamed before the final grid"
     assert outputs[0][2].startswith("step 1/20")
     image, files, status = job.result()
-    assert status.startswith("Done: 20 images") and "seed 0" in status and "dpm++ 20 steps" in status
+    assert status.startswith("Done: mnist · 20 images") and "seed 0" in status and "dpm++ 20 steps" in status
     grid = Image.open(image)
     tile = 28 * (im.display_scale(28) // 2)
     assert grid.mode == "RGB" and grid.width == 4 + 10 * (tile + 4) and 2 * tile < grid.height < 3 * tile  # a column per class
@@ -168,9 +168,19 @@ def test_inpaint_defaults_keep_the_unmasked_half(client):
     assert Image.open(result).width > 224
 
 
+def test_status_and_captions_name_what_ran(client, models):
+    """Classes given by index or in any case are shown as the model spells them; a run with no class says
+    "any", not None; one step is "1 step"."""
+    assert app._classes(models["emoji"], ["1", "smileys & emotion"]) == ["People & Body", "Smileys & Emotion"]
+    assert app._target(models["emoji"], "2") == "Animals & Nature" and app._target(models["emoji"], "(none)") is None
+    assert app.run_text(ddpm.Settings(steps=1, seed=4)) == "dpm++ 1 step · guidance 1.5 · seed 4"
+    _, status = client.predict(class_a="(none)", class_b="(none)", count=1, steps=1, api_name="/anagram")
+    assert status.startswith("Done: mnist · any / any flip_v · dpm++ 1 step · guidance 3 · seed 0"), status
+
+
 def test_anagram_and_hybrid_defaults(client):
     grid, status = client.predict(api_name="/anagram")
-    assert status.startswith("Done: 2 / 5 flip_v") and Image.open(grid).width > 224
+    assert status.startswith("Done: mnist · 2 / 5 flip_v") and Image.open(grid).width > 224
     large, small, status = client.predict(api_name="/hybrid")
     big, little = Image.open(large), Image.open(small)
     assert big.width > 4 * little.width and little.height < 40  # from afar: model resolution
@@ -267,7 +277,7 @@ def corrupt_checkpoint(tmp_path):
 def test_a_checkpoint_folder_loads_into_the_session(client, models, tmp_path):
     folder = models["mnist"].save(tmp_path / "mine")
     _, _, status = client.predict(model=str(folder), classes=["1", "2"], per_class=1, **FAST, api_name="/generate")
-    assert status.startswith("Done: 2 images")
+    assert status.startswith(f"Done: {ddpm.load(folder).name} · 2 images")
 
 
 def test_an_unconditional_diffusers_unet_folder_generates(client, tmp_path):
@@ -279,7 +289,7 @@ def test_an_unconditional_diffusers_unet_folder_generates(client, tmp_path):
     unet.save_pretrained(tmp_path / "unet")
     image, _, status = client.predict(model=str(tmp_path / "unet"), classes=[], per_class=3, **FAST,
                                       api_name="/generate")
-    assert status.startswith("Done: 3 images") and Image.open(image).width > 3 * 16
+    assert " · 3 images · " in status and Image.open(image).width > 3 * 16
 
 
 # -- the app with no model, and with a broken bundled checkpoint -----------------------------------------

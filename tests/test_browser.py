@@ -216,7 +216,7 @@ def test_paint_a_mask_on_inpaint(page, tmp_path):
     draw(page, editor.locator("canvas").first, [(0.3, 0.5), (0.7, 0.5)])
     page.locator("#inpaint-run").click()
     status = wait_done(page, "inpaint-status")
-    masked = int(status.split("Done: ")[1].split(" of ")[0])
+    masked = int(status.split(" · ")[1].split(" of ")[0])
     assert 0 < masked < 392, status  # the stroke, not the preset lower half
     page.wait_for_selector("#inpaint-result img")
     shot(page, "5-inpaint")
@@ -282,7 +282,7 @@ def test_an_illusion_example_of_another_model_loads_it_and_runs(page, models):
     page.wait_for_function("name => document.querySelector('#model-info').innerText.includes(name)", arg=name,
                            timeout=30_000)
     page.locator("#anagram-run").click()
-    wait_done(page, "anagram-status", prefix=f"Done: {a} / {b} {view}")  # the earlier anagram said Done too
+    wait_done(page, "anagram-status", prefix=f"Done: {name} · {a} / {b} {view}")  # the earlier one said Done too
     shot(page, "7-illusion-example")
 
 
@@ -300,7 +300,7 @@ def test_a_model_switch_moves_the_anagram_transform_with_its_classes(page, model
     page.wait_for_function("want => document.querySelector('#anagram-view input').value === want",
                            arg=f"{app._view_label(view)} ({view})", timeout=10_000)
     page.locator("#anagram-run").click()
-    wait_done(page, "anagram-status", prefix=f"Done: {a} / {b} {view}")
+    wait_done(page, "anagram-status", prefix=f"Done: {name} · {a} / {b} {view}")
 
 
 def test_generate_guidance_follows_the_model_until_the_user_moves_it(page, models):
