@@ -93,11 +93,14 @@ def _labels_for(model, args) -> tuple[list[int] | None, int]:
     import torch
 
     if not model.conditional:
-        if args.labels or args.per_class:
+        if args.labels is not None or args.per_class:
             raise ValueError(f"model {model.name!r} is unconditional: use --n instead of --labels/--per-class")
         return None, 8
-    if args.labels:
-        return model.label_ids([s for s in args.labels.split(",") if s.strip()] or [""]), 8
+    if args.labels is not None:
+        names = [s for s in args.labels.split(",") if s.strip()]
+        if not names:
+            raise ValueError("--labels is empty: give class names or indices, one image each, e.g. --labels 3,3,7")
+        return model.label_ids(names), 8
     k = model.denoiser.num_classes
     if args.per_class:
         return [c for c in range(k) for _ in range(args.per_class)], args.per_class

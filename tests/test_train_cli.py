@@ -291,6 +291,8 @@ def test_cli_sample_per_class_png_and_batches(tmp_path, tiny_checkpoint):
 
 @pytest.mark.parametrize("argv, message", [
     (["--labels", "zebra"], "unknown class 'zebra'"),
+    (["--labels", ""], "--labels is empty"),
+    (["--labels", " , "], "--labels is empty"),
     (["--labels", "1", "--steps", "5000"], "steps must be between 1 and 1000"),
     (["--labels", "1", "--guidance", "1e9"], "guidance must be between"),
     (["--labels", "1", "--out-suffix", ".jpg"], "--out must end in .npz or .png"),
