@@ -201,7 +201,8 @@ def _view_label(view: str) -> str:
 # -- the runs the step scrubber shows --------------------------------------------------------------------
 @dataclass
 class Track:
-    """One sample's recorded steps: uint8 (S, H, W[, 3]) x_t, predicted x0 and noise estimate."""
+    """One sample's recorded steps: uint8 (S, H, W[, 3]) x_t, predicted x0 and noise estimate; t = -1 for the
+    last, the result."""
 
     caption: str
     t: list[int]
@@ -218,15 +219,18 @@ class Run:
     tracks: list[Track] = field(default_factory=list)
 
 
-def tracks_from(frames: dict, captions: list[str]) -> list[Track]:
-    """A Recorder's frames (S, B, C, H, W) -> one Track per sample (the first MAX_TRACKS)."""
+def tracks_from(frames: dict, captions: list[str], result: torch.Tensor) -> list[Track]:
+    """A Recorder's frames (S, B, C, H, W) -> one Track per sample (the first MAX_TRACKS), ending on the run's
+    ``result`` (B, C, H, W), the clean image, as a frame of its own (t = -1; no noise left, shown grey)."""
     def u8(x):
         arr = im.to_uint8(x.flatten(0, 1), rgb=False)
         return arr.reshape(*x.shape[:2], *arr.shape[1:])
 
-    x, x0 = u8(frames["x"][:, :MAX_TRACKS]), u8(frames["x0"][:, :MAX_TRACKS])
-    eps = u8(im.show_noise(frames["eps"][:, :MAX_TRACKS]))
-    t = [int(v) for v in frames["t"]]
+    end = result.detach().to("cpu", torch.float32)[None]
+    x = u8(torch.cat([frames["x"], end])[:, :MAX_TRACKS])
+    x0 = u8(torch.cat([frames["x0"], end])[:, :MAX_TRACKS])
+    eps = u8(im.show_noise(torch.cat([frames["eps"], torch.zeros_like(end)])[:, :MAX_TRACKS]))
+    t = [int(v) for v in frames["t"]] + [-1]
     return [Track(captions[b], t, x[:, b], x0[:, b], eps[:, b]) for b in range(x.shape[1])]
 
 
@@ -239,7 +243,7 @@ def scrub_value(run: Run | None, rows: list[int] | None = None, px: int = 168) -
         tr = run.tracks[i]
         out.append({"caption": html.escape(tr.caption), "frames": [
             {"x": im.png_data_uri(tr.x[s]), "x0": im.png_data_uri(tr.x0[s]), "eps": im.png_data_uri(tr.eps[s]),
-             "t": tr.t[s]} for s in range(len(tr.t))]})
+             "t": f"t = {tr.t[s]}" if tr.t[s] >= 0 else "the result"} for s in range(len(tr.t))]})
     return {"title": html.escape(run.title), "rows": out, "px": px, "n": max(len(r["frames"]) for r in out)}
 
 
@@ -253,12 +257,12 @@ ${value && value.rows && value.rows.length ? `
       ${[["x", "noisy x<sub>t</sub>"], ["x0", "predicted x<sub>0</sub>"], ["eps", "noise estimate &epsilon;"]].map(
         ([key, label]) => `<figure><img class="${key}" style="width:${value.px}px"
           src="${r.frames[r.frames.length - 1][key]}"><figcaption>${label}</figcaption></figure>`).join("")}
-      <div class="t">t = ${r.frames[r.frames.length - 1].t}</div>
+      <div class="t">${r.frames[r.frames.length - 1].t}</div>
     </div>`).join("")}
   <div class="controls">
     <button class="play" type="button">&#9654; Play</button>
     <input type="range" min="0" max="${value.n - 1}" value="${value.n - 1}" step="1" aria-label="step">
-    <span class="pos">step ${value.n} / ${value.n}</span>
+    <span class="pos">frame ${value.n} / ${value.n}</span>
   </div>
 ` : `<div class="empty">Run something in any tab (Generate, SDEdit, Inpaint, Illusions):
   its denoising steps appear here.</div>`}
@@ -297,10 +301,10 @@ function show(i) {
     const r = v.rows[+row.dataset.row], m = r.frames.length;
     const f = r.frames[v.n > 1 ? Math.round(i * (m - 1) / (v.n - 1)) : 0];
     for (const key of ['x', 'x0', 'eps']) row.querySelector('img.' + key).src = f[key];
-    row.querySelector('.t').textContent = 't = ' + f.t;
+    row.querySelector('.t').textContent = f.t;
   });
   const pos = element.querySelector('.pos');
-  if (pos) pos.textContent = 'step ' + (i + 1) + ' / ' + v.n;
+  if (pos) pos.textContent = 'frame ' + (i + 1) + ' / ' + v.n;
 }
 element.addEventListener('input', e => {
   if (e.target.matches('input[type=range]')) { stop(); show(+e.target.value); }
@@ -404,7 +408,7 @@ class Lab:
         files = _save_downloads(grid, frames["x"], step.x_next, captions, ncol)
         what = f"{len(captions)} images · {run_text(s)}"
         names = [f"{c} #{captions[:i].count(c) + 1}" for i, c in enumerate(captions)] if labels else captions
-        run = Run(f"Generate · {model.name} · {what}", tracks_from(frames, names))
+        run = Run(f"Generate · {model.name} · {what}", tracks_from(frames, names, step.x_next))
         yield grid, files, f"Done: {model.name} · {what} · {seconds:.1f} s", run
 
     # -- Forward process
@@ -448,7 +452,7 @@ class Lab:
             x = job.run(step_done)
             caption = f"strength {level:g} (from t={start_t})" if start_t >= 0 else f"strength {level:g} (input)"
             results.append((im.to_display(x[0], _scale(model)), f"{level:g}"))
-            tracks += tracks_from(recorder.frames(), [caption])
+            tracks += tracks_from(recorder.frames(), [caption], x)
         what = f"target {NONE if label is None else label} · {run_text(s)}"
         run = Run(f"SDEdit · {model.name} · {what}", tracks)
         return results, im.to_display(x0, _scale(model)), f"Done: {model.name} · {what}", run
@@ -470,7 +474,7 @@ class Lab:
         k = _scale(model)
         what = (f"{int(mask.sum())} of {mask.size} pixels · target {NONE if label is None else label}"
                 f"{' · RePaint' if repaint else ''} · {run_text(s)}")
-        run = Run(f"Inpaint · {model.name} · {what}", tracks_from(frames, captions))
+        run = Run(f"Inpaint · {model.name} · {what}", tracks_from(frames, captions, x))
         grid = im.captioned_grid(x, [f"seed {s.seed} #{i + 1}" for i in range(n)], min(n, 4), k // 2)
         return im.mask_overlay(x0, mask, k), grid, f"Done: {model.name} · {what}", run
 
@@ -486,7 +490,7 @@ class Lab:
         pairs = torch.stack([x, v(x)], 1).flatten(0, 1)
         captions = [c for _ in range(n) for c in (f"{a or 'any'} · as is", f"{b or 'any'} · {_view_label(view)}")]
         what = f"{a or 'any'} / {b or 'any'} {v.name} · {run_text(s)}"
-        run = Run(f"Anagram · {model.name} · {what}", tracks_from(frames, [f"#{i + 1}" for i in range(n)]))
+        run = Run(f"Anagram · {model.name} · {what}", tracks_from(frames, [f"#{i + 1}" for i in range(n)], x))
         return (im.captioned_grid(pairs, captions, 2 * min(n, 2), _scale(model) // 2), f"Done: {model.name} · {what}",
                 run)
 
@@ -500,7 +504,7 @@ class Lab:
         x, frames = run_job(job, progress)
         captions = [f"#{i + 1}" for i in range(n)]
         what = f"{low or 'any'} from afar, {high or 'any'} up close · sigma {sigma:g} · {run_text(s)}"
-        run = Run(f"Hybrid · {model.name} · {what}", tracks_from(frames, captions))
+        run = Run(f"Hybrid · {model.name} · {what}", tracks_from(frames, captions, x))
         up_close = im.captioned_grid(x, None, min(n, 4), _scale(model))
         from_afar = im.captioned_grid(x, None, min(n, 4), 1, pad=2)
         return up_close, from_afar, f"Done: {model.name} · {what}", run
@@ -813,8 +817,8 @@ def stopped(status: str):
 def _tab_steps(ui: UI):
     with gr.Tab("Denoising steps", id="steps"):
         gr.Markdown("Scrub through every stored step of the last run (from any tab): the noisy input x_t, "
-                    "the model's predicted clean image x0, and its noise estimate. The frames live in the page, "
-                    "so moving the slider is instant; ▶ plays the run.", elem_classes="help")
+                    "the model's predicted clean image x0, and its noise estimate, then the result. The frames "
+                    "live in the page, so moving the slider is instant; ▶ plays the run.", elem_classes="help")
         picker = gr.Dropdown([], label="Sample", elem_id="steps-sample", interactive=True)
         html = scrubber("steps-scrubber")
 

@@ -320,12 +320,17 @@ def test_load_bundled_reports_a_broken_checkpoint(monkeypatch, tmp_path, models)
 def test_runs_keep_at_most_max_frames_and_render_data_uris(models):
     model = models["mnist"]
     job = ddpm.generate(model, ["1", "2"], settings=ddpm.Settings(sampler="ddpm", steps=150))
-    _, frames = app.run_job(job, lambda *a, **k: None)
-    run = app.Run("test", app.tracks_from(frames, ["1", "2"]))
-    assert len(run.tracks) == 2 and len(run.tracks[0].t) <= app.MAX_FRAMES + 1
+    x, frames = app.run_job(job, lambda *a, **k: None)
+    run = app.Run("test", app.tracks_from(frames, ["1", "2"], x))
+    assert len(run.tracks) == 2 and len(run.tracks[0].t) <= app.MAX_FRAMES + 2
     assert run.tracks[0].t[0] == 999 and run.tracks[0].x.dtype == np.uint8 and run.tracks[0].x.shape[1:] == (28, 28, 1)
+    last = run.tracks[1]  # ends on the result: x_t and x0 are the sample itself, no noise left
+    assert last.t[-1] == -1 and min(last.t[:-1]) >= 0
+    assert np.array_equal(last.x[-1], im.to_uint8(x[1:2], rgb=False)[0]) and np.array_equal(last.x0[-1], last.x[-1])
+    assert not np.array_equal(last.x[-2], last.x[-1])
     value = app.scrub_value(run, [1])
     assert value["rows"][0]["caption"] == "2" and value["rows"][0]["frames"][0]["x0"].startswith("data:image/png;base64,")
+    assert [f["t"] for f in value["rows"][0]["frames"]][-2:] == [f"t = {last.t[-2]}", "the result"]
     assert app.scrub_value(None) is None
 
 

@@ -136,7 +136,8 @@ def test_generate_then_scrub_the_steps(page, bundled):
     open_tab(page, "Denoising steps")
     slider = page.locator("#steps-scrubber input[type=range]")
     slider.wait_for(timeout=10_000)
-    assert int(slider.get_attribute("max")) == 19  # 20 steps, all kept
+    assert int(slider.get_attribute("max")) == 20  # 20 steps, all kept, then the result
+    assert page.locator("#steps-scrubber .t").first.inner_text() == "the result"
     label = page.locator("#steps-scrubber .t").first
     last = (label.inner_text(), page.locator("#steps-scrubber img.x").first.get_attribute("src"))
     slider.fill("0")
