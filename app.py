@@ -633,7 +633,7 @@ def sampling_controls(sampler: str = ddpm.recipes.DEFAULT_SAMPLER, steps: int = 
                                  info="0: unconditional · 1: plain conditional · higher: more typical of the class")
     with gr.Row(equal_height=True):
         seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=2**63 - 1, min_width=120)
-        dice = gr.Button("New seed", scale=0, min_width=110)
+        dice = gr.Button("New seed", scale=0, min_width=140)
     dice.click(random_seed, None, seed, api_visibility="private", queue=False)
     return Sampling(sampler_box, steps_box, guidance_box, seed)
 
@@ -792,7 +792,7 @@ def _tab_generate(ui: UI):
                 image = gr.Image(label="Samples", type="pil", format="png", elem_id="gen-image", height=440,
                                  interactive=False, buttons=["download", "fullscreen"])
                 files = gr.File(label="Downloads: the grid (PNG) and the denoising (GIF)", file_count="multiple",
-                                interactive=False, elem_id="gen-files", height=110)
+                                interactive=False, elem_id="gen-files", height=150)
         rows = [[name, class_names(m)[:10], 2, m.default_sampler, 20, m.default_guidance, 0]
                 for name, m in ui.lab.models.items()]
         if rows:

@@ -340,10 +340,26 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
+def caption_lines(text: str, fits) -> list[str]:
+    """A caption as one line if it ``fits`` (a str -> bool test of width), else two lines split at the space
+    that balances them best ("Smileys &" / "Emotion"), each line that still does not fit shortened with …"""
+    lines = [text]
+    if not fits(text) and " " in text.strip():
+        words = text.split()
+        splits = [(" ".join(words[:k]), " ".join(words[k:])) for k in range(1, len(words))]
+        lines = list(min(splits, key=lambda pair: (max(map(len, pair)), len(pair[1]))))  # ties: "&" ends line one
+    out = []
+    for line in lines:
+        while len(line) > 3 and not fits(line):
+            line = line[:-2] + "…"
+        out.append(line)
+    return out
+
+
 def captioned_grid(x: torch.Tensor, captions: list[str] | None = None, ncol: int = 8, scale: int = 4,
                    pad: int = 4, background=(255, 255, 255)) -> Image.Image:
     """(B, C, H, W) in [-1, 1] -> one RGB PIL image: tiles upscaled ``scale`` x (NEAREST) in rows of
-    ``ncol``, each with its caption (if any) centred underneath."""
+    ``ncol``, each with its caption (if any) centred underneath, on two lines where one is too narrow."""
     from PIL import ImageDraw
 
     tiles = to_display(x, scale)
@@ -353,18 +369,18 @@ def captioned_grid(x: torch.Tensor, captions: list[str] | None = None, ncol: int
     ncol = max(1, min(ncol, n))
     nrow = -(-n // ncol)
     font = _font(max(10, min(16, tw // 8)))
-    cap_h = (font.size + 6) if captions else 0
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    lines = [caption_lines(str(c), lambda s: draw.textlength(s, font=font) <= tw) for c in captions or []]
+    line_h = font.size + 2
+    cap_h = max(map(len, lines)) * line_h + 4 if lines else 0
     sheet = Image.new("RGB", (pad + ncol * (tw + pad), pad + nrow * (th + cap_h + pad)), background)
     draw = ImageDraw.Draw(sheet)
     for i in range(n):
         r, c = divmod(i, ncol)
         left, top = pad + c * (tw + pad), pad + r * (th + cap_h + pad)
         sheet.paste(Image.fromarray(tiles[i]), (left, top))
-        if captions:
-            text = str(captions[i])
-            while len(text) > 3 and draw.textlength(text, font=font) > tw:
-                text = text[:-2] + "…"
-            draw.text((left + tw / 2, top + th + 3), text, fill=(40, 40, 40), font=font, anchor="ma")
+        for k, line in enumerate(lines[i] if lines else []):
+            draw.text((left + tw / 2, top + th + 3 + k * line_h), line, fill=(40, 40, 40), font=font, anchor="ma")
     return sheet
 
 

@@ -479,6 +479,13 @@ def test_display_helpers(tmp_path):
     assert im.to_display(x, 4).shape == (2, 32, 32, 3)
     sheet = im.captioned_grid(x, ["a", "a very long caption indeed"], ncol=2, scale=4)
     assert sheet.width == 4 + 2 * (32 + 4) and sheet.height > 32 + 8
+    one_line = im.captioned_grid(x, ["a", "b"], ncol=2, scale=4)
+    assert sheet.height == one_line.height + 12, "a caption too wide for its tile takes a second line"
+    fits = lambda s: len(s) <= 9  # noqa: E731 (9 characters a line)
+    assert im.caption_lines("Smileys & Emotion", fits) == ["Smileys &", "Emotion"]
+    assert im.caption_lines("People & Body", fits) == ["People", "& Body"]
+    assert im.caption_lines("Flags", fits) == ["Flags"]
+    assert im.caption_lines("Extraordinarily long", fits) == ["Extraord…", "long"]
     path = im.save_gif([im.to_display(x[0], 2), im.to_display(x[1], 2)], tmp_path / "a.gif")
     assert Image.open(path).n_frames == 2
     overlay = im.mask_overlay(x[0], np.eye(8, dtype=bool), 2)
