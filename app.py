@@ -466,6 +466,8 @@ class Lab:
             raise ValueError("no image to inpaint: upload one or pick an example, then paint the region to replace")
         x0 = im.prepare_image(image["background"], model, keep_layout=True)
         mask = im.mask_from_editor(image, model)
+        h, w = np.asarray(image["background"]).shape[:2]
+        square = f" · used the centre {min(h, w)}×{min(h, w)} of the {w}×{h} picture" if h != w else ""
         label = _target(model, target)
         job = ddpm.inpaint(model, x0.expand(n, -1, -1, -1), torch.from_numpy(mask), labels=label, settings=s,
                            jump_length=5 if repaint else 0, jump_n_sample=3 if repaint else 1)
@@ -473,7 +475,7 @@ class Lab:
         captions = [f"#{i + 1}" for i in range(n)]
         k = _scale(model)
         what = (f"{int(mask.sum())} of {mask.size} pixels · target {NONE if label is None else label}"
-                f"{' · RePaint' if repaint else ''} · {run_text(s)}")
+                f"{' · RePaint' if repaint else ''} · {run_text(s)}{square}")
         run = Run(f"Inpaint · {model.name} · {what}", tracks_from(frames, captions, x))
         grid = im.captioned_grid(x, [f"seed {s.seed} #{i + 1}" for i in range(n)], min(n, 4), k // 2)
         return im.mask_overlay(x0, mask, k), grid, f"Done: {model.name} · {what}", run

@@ -299,8 +299,12 @@ def mask_from_editor(value, model, threshold: float = 0.3) -> np.ndarray:
     h, w = alpha.shape
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
-    small = _resize(alpha[top:top + side, left:left + side], model.image_size)
-    return small > threshold
+    small = _resize(alpha[top:top + side, left:left + side], model.image_size) > threshold
+    if not small.any():
+        where = f"outside the centre {side}x{side} square the model sees, or " if side < max(h, w) else ""
+        raise ValueError(f"the painted region is {where}too thin to cover one of the model's "
+                         f"{model.image_size}x{model.image_size} pixels: paint a larger area")
+    return small
 
 
 # -- showing results ---------------------------------------------------------------------------------

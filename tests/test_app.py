@@ -218,7 +218,16 @@ def test_inpaint_with_an_upload_and_a_painted_stroke(client, tmp_path):
     *_, status = client.predict(
         image=editor(png(tmp_path, digit_picture()), [png(tmp_path, layer(rows=slice(0, 56)), "mask.png")]),
         target="3", repaint=False, count=2, sampler="dpm++", **FAST, api_name="/inpaint")
-    assert "196 of 784 pixels" in status and "target 3" in status
+    assert "196 of 784 pixels" in status and "target 3" in status and "centre" not in status
+    wide, paint = np.full((224, 320), 255, np.uint8), np.zeros((224, 320, 4), np.uint8)
+    wide[40:180, 150:170], paint[:, :48] = 0, (255, 40, 90, 255)  # paint only outside the centre square
+    with pytest.raises(Exception, match="outside the centre 224x224 square"):  # said, not silently ignored
+        client.predict(image=editor(png(tmp_path, wide, "wide.png"), [png(tmp_path, paint, "side.png")]), **FAST,
+                       api_name="/inpaint")
+    paint[:, 48:160] = (255, 40, 90, 255)
+    *_, status = client.predict(image=editor(png(tmp_path, wide, "wide.png"), [png(tmp_path, paint, "left.png")]),
+                                **FAST, api_name="/inpaint")
+    assert "used the centre 224×224 of the 320×224 picture" in status
 
 
 # -- bad input: a readable error, and the app keeps serving ---------------------------------------------
