@@ -20,6 +20,7 @@ import random
 import tempfile
 import time
 import uuid
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -439,23 +440,22 @@ class Lab:
             raise ValueError("pick at least one strength (how much noise to add: 0 none, 1 all)")
         jobs = ddpm.sdedit(model, x0, levels, labels=label, settings=s)
         total, done, results, tracks = sum(max(j.num_model_steps, 1) for j in jobs), 0, [], []
+        seen = im.to_display(x0, _scale(model))
+
+        def tick(step):
+            nonlocal done
+            done += 1
+            progress((done, total), desc="denoising")
         for level, job in zip(levels, jobs, strict=True):
-            recorder = ddpm.Recorder(every=_every(job))
             start_t = job.plan[0]
-
-            def step_done(step, recorder=recorder):
-                nonlocal done
-                recorder(step)
-                done += 1
-                progress((done, total), desc="denoising")
-
-            x = job.run(step_done)
+            x, frames = yield from stream_job(job, tick, lambda status, first: (
+                [] if first else gr.skip(), seen, f"strength {level:g}: {status}", gr.skip()))
             caption = f"strength {level:g} (from t={start_t})" if start_t >= 0 else f"strength {level:g} (input)"
             results.append((im.to_display(x[0], _scale(model)), f"{level:g}"))
-            tracks += tracks_from(recorder.frames(), [caption], x)
+            tracks += tracks_from(frames, [caption], x)
         what = f"target {NONE if label is None else label} · {run_text(s)}"
         run = Run(f"SDEdit · {model.name} · {what}", tracks)
-        return results, im.to_display(x0, _scale(model)), f"Done: {model.name} · {what}", run
+        yield results, seen, f"Done: {model.name} · {what}", run
 
     # -- Inpaint
     @user_errors
@@ -471,14 +471,16 @@ class Lab:
         label = _target(model, target)
         job = ddpm.inpaint(model, x0.expand(n, -1, -1, -1), torch.from_numpy(mask), labels=label, settings=s,
                            jump_length=5 if repaint else 0, jump_n_sample=3 if repaint else 1)
-        x, frames = run_job(job, progress)
-        captions = [f"#{i + 1}" for i in range(n)]
         k = _scale(model)
+        seen = im.mask_overlay(x0, mask, k)
+        x, frames = yield from stream_job(job, ticker(progress),
+                                          lambda status, first: (seen, None if first else gr.skip(), status, gr.skip()))
+        captions = [f"#{i + 1}" for i in range(n)]
         what = (f"{int(mask.sum())} of {mask.size} pixels · target {NONE if label is None else label}"
                 f"{' · RePaint' if repaint else ''} · {run_text(s)}{square}")
         run = Run(f"Inpaint · {model.name} · {what}", tracks_from(frames, captions, x))
         grid = im.captioned_grid(x, [f"seed {s.seed} #{i + 1}" for i in range(n)], min(n, 4), k // 2)
-        return im.mask_overlay(x0, mask, k), grid, f"Done: {model.name} · {what}", run
+        yield seen, grid, f"Done: {model.name} · {what}", run
 
     # -- Illusions
     @user_errors
@@ -488,13 +490,13 @@ class Lab:
         a, b = _target(model, class_a), _target(model, class_b)
         v = ddpm.get_view(view)
         job = ddpm.anagram(model, [(a, "identity"), (b, v)], n=n, settings=s)
-        x, frames = run_job(job, progress)
+        x, frames = yield from stream_job(job, ticker(progress),
+                                          lambda status, first: (None if first else gr.skip(), status, gr.skip()))
         pairs = torch.stack([x, v(x)], 1).flatten(0, 1)
         captions = [c for _ in range(n) for c in (f"{a or 'any'} · as is", f"{b or 'any'} · {_view_label(view)}")]
         what = f"{a or 'any'} / {b or 'any'} {v.name} · {run_text(s)}"
         run = Run(f"Anagram · {model.name} · {what}", tracks_from(frames, [f"#{i + 1}" for i in range(n)], x))
-        return (im.captioned_grid(pairs, captions, 2 * min(n, 2), _scale(model) // 2), f"Done: {model.name} · {what}",
-                run)
+        yield im.captioned_grid(pairs, captions, 2 * min(n, 2), _scale(model) // 2), f"Done: {model.name} · {what}", run
 
     @user_errors
     def hybrid(self, model, low, high, sigma, count, sampler, steps, guidance, seed, session,
@@ -503,24 +505,34 @@ class Lab:
         sigma = _float(sigma, 0.1, model.image_size, "blur sigma")
         low, high = _target(model, low), _target(model, high)
         job = ddpm.hybrid(model, low, high, sigma=sigma, n=n, settings=s)
-        x, frames = run_job(job, progress)
+        x, frames = yield from stream_job(job, ticker(progress), lambda status, first: (
+            *([None, None] if first else [gr.skip(), gr.skip()]), status, gr.skip()))
         captions = [f"#{i + 1}" for i in range(n)]
         what = f"{low or 'any'} from afar, {high or 'any'} up close · sigma {sigma:g} · {run_text(s)}"
         run = Run(f"Hybrid · {model.name} · {what}", tracks_from(frames, captions, x))
         up_close = im.captioned_grid(x, None, min(n, 4), _scale(model))
         from_afar = im.captioned_grid(x, None, min(n, 4), 1, pad=2)
-        return up_close, from_afar, f"Done: {model.name} · {what}", run
+        yield up_close, from_afar, f"Done: {model.name} · {what}", run
 
 
-def run_job(job: ddpm.Job, progress) -> tuple[torch.Tensor, dict]:
-    """Run a job to the end with a progress bar; returns the result and the recorded frames."""
-    recorder = ddpm.Recorder(every=_every(job))
-
-    def step_done(step):
+def stream_job(job: ddpm.Job, tick, pending) -> Generator[tuple, None, tuple[torch.Tensor, dict]]:
+    """Run a job inside a handler's generator (``x, frames = yield from stream_job(...)``): ``tick(step)`` after
+    every step, and now and then (the first step, then at most every PREVIEW_SECONDS) it yields the handler's
+    outputs ``pending(status, first)`` for a "step k/N" status. Those yields are where a Stop takes effect.
+    Returns the result and the recorded frames."""
+    recorder, last = ddpm.Recorder(every=_every(job)), None
+    for step in job:
         recorder(step)
-        progress((step.index + 1, step.total), desc="denoising")
+        tick(step)
+        if last is None or time.perf_counter() - last >= PREVIEW_SECONDS:
+            yield pending(f"step {step.index + 1}/{step.total} · t = {step.t}", last is None)
+            last = time.perf_counter()
+    return step.x_next, recorder.frames()
 
-    return job.run(step_done), recorder.frames()
+
+def ticker(progress):
+    """A step callback that moves a gr.Progress bar."""
+    return lambda step: progress((step.index + 1, step.total), desc="denoising")
 
 
 def describe(model: ddpm.DiffusionModel) -> str:
@@ -803,17 +815,25 @@ def _tab_generate(ui: UI):
     event = run.click(ui.lab.generate, [ui.model, classes, per_class, *sampling.inputs, ui.session],
                       [image, files, status, ui.last_run], api_name="generate", show_progress_on=status,
                       concurrency_id="model")
-    stop.click(stopped, status, status, cancels=[event], api_visibility="private", queue=False)
+    stops(stop, event, status)
     _follow_model(ui, classes, class_names, lambda m: class_names(m)[:10], multiselect=True)
     return event
 
 
 def stopped(status: str):
-    """The Generate status after Stop: which step the run got to, and that the grid is not a finished sample
-    (a run that had already finished keeps its status)."""
-    if not str(status or "").startswith("step "):
+    """A tab's status after Stop: the step the run got to ("step 12/200 · t = 944", or SDEdit's "strength 0.5:
+    step ..."), and for Generate that its grid is not a finished sample. A run already over keeps its status."""
+    status = str(status or "")
+    if not status.startswith(("step ", "strength ")):
         return gr.skip()
-    return f"Stopped at {status.removesuffix(SO_FAR)}: the grid is the predicted x0 there, not a finished sample"
+    if status.endswith(SO_FAR):
+        return f"Stopped at {status.removesuffix(SO_FAR)}: the grid is the predicted x0 there, not a finished sample"
+    return f"Stopped at {status}: no result"
+
+
+def stops(button: gr.Button, event, status) -> None:
+    """Make ``button`` cancel ``event`` (a generator handler's run, which stops at its next yield) and say where."""
+    button.click(stopped, status, status, cancels=[event], api_visibility="private", queue=False)
 
 
 def _tab_steps(ui: UI):
@@ -901,7 +921,9 @@ def _tab_sdedit(ui: UI):
                                          elem_id="sdedit-target")
                     strengths = gr.CheckboxGroup(STRENGTH_CHOICES, value=STRENGTHS, label="Strengths (noise levels)")
                 sampling = sampling_controls(guidance=3.0)
-                run = gr.Button("Run SDEdit", variant="primary", elem_id="sdedit-run")
+                with gr.Row():
+                    run = gr.Button("Run SDEdit", variant="primary", elem_id="sdedit-run")
+                    stop = gr.Button("Stop", variant="stop", elem_id="sdedit-stop")
             with gr.Column(scale=3):
                 status = gr.Textbox(label="Status", interactive=False, elem_id="sdedit-status")
                 with gr.Row():
@@ -916,6 +938,7 @@ def _tab_sdedit(ui: UI):
                       [gallery, seen, status, ui.last_run], api_name="sdedit", show_progress_on=status,
                       concurrency_id="model")
     event.success(lambda run: scrub_value(run, px=84), ui.last_run, steps, api_visibility="private", queue=False)
+    stops(stop, event, status)
     _follow_target(ui, target)
     return event
 
@@ -939,7 +962,9 @@ def _tab_inpaint(ui: UI):
                     count = gr.Slider(1, 8, value=4, step=1, label="Images")
                     repaint = gr.Checkbox(True, label="RePaint resampling")
                 sampling = sampling_controls(sampler="ddim", steps=30, guidance=3.0)
-                run = gr.Button("Inpaint", variant="primary", elem_id="inpaint-run")
+                with gr.Row():
+                    run = gr.Button("Inpaint", variant="primary", elem_id="inpaint-run")
+                    stop = gr.Button("Stop", variant="stop", elem_id="inpaint-stop")
             with gr.Column(scale=2):
                 status = gr.Textbox(label="Status", interactive=False, elem_id="inpaint-status")
                 seen = gr.Image(label="image and mask as the model sees them", type="numpy", format="png",
@@ -951,6 +976,7 @@ def _tab_inpaint(ui: UI):
     event = run.click(ui.lab.inpaint, [ui.model, editor, target, repaint, count, *sampling.inputs, ui.session],
                       [seen, result, status, ui.last_run], api_name="inpaint", show_progress_on=status,
                       concurrency_id="model")
+    stops(stop, event, status)
     _follow_target(ui, target)
     return event
 
@@ -992,7 +1018,9 @@ def _tab_illusions(ui: UI):
                                elem_id="anagram-view")
             count = gr.Slider(1, 8, value=4, step=1, label="Images")
             sampling = sampling_controls(steps=30, guidance=3.0)
-            run = gr.Button("Make anagram", variant="primary", elem_id="anagram-run")
+            with gr.Row():
+                run = gr.Button("Make anagram", variant="primary", elem_id="anagram-run")
+                stop = gr.Button("Stop", variant="stop", elem_id="anagram-stop")
             status = gr.Textbox(label="Status", interactive=False, elem_id="anagram-status")
             result = gr.Image(label="Each image as is, and transformed", type="pil", format="png",
                               height=300, interactive=False, elem_id="anagram-result", buttons=["download"])
@@ -1011,7 +1039,9 @@ def _tab_illusions(ui: UI):
                               info="where low ends and high begins")
             h_count = gr.Slider(1, 8, value=4, step=1, label="Images")
             h_sampling = sampling_controls(steps=30, guidance=3.0)
-            h_run = gr.Button("Make hybrid", variant="primary", elem_id="hybrid-run")
+            with gr.Row():
+                h_run = gr.Button("Make hybrid", variant="primary", elem_id="hybrid-run")
+                h_stop = gr.Button("Stop", variant="stop", elem_id="hybrid-stop")
             h_status = gr.Textbox(label="Status", interactive=False, elem_id="hybrid-status")
             large = gr.Image(label="Up close", type="pil", format="png", height=240, interactive=False,
                              buttons=["download"])
@@ -1026,6 +1056,8 @@ def _tab_illusions(ui: UI):
     hybrid = h_run.click(ui.lab.hybrid, [ui.model, low, high, sigma, h_count, *h_sampling.inputs, ui.session],
                          [large, small, h_status, ui.last_run], api_name="hybrid", show_progress_on=h_status,
                          concurrency_id="model")
+    stops(stop, anagram, status)
+    stops(h_stop, hybrid, h_status)
     _follow_illusion(ui, class_a, class_b, view, ANAGRAMS, "rot180", views=True)
     _follow_illusion(ui, low, high, sigma, HYBRIDS, 1.0)
     return anagram, hybrid

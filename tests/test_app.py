@@ -329,7 +329,13 @@ def test_load_bundled_reports_a_broken_checkpoint(monkeypatch, tmp_path, models)
 def test_runs_keep_at_most_max_frames_and_render_data_uris(models):
     model = models["mnist"]
     job = ddpm.generate(model, ["1", "2"], settings=ddpm.Settings(sampler="ddpm", steps=150))
-    x, frames = app.run_job(job, lambda *a, **k: None)
+    ticks, run_job = [], app.stream_job(job, lambda step: ticks.append(step.index), lambda status, first: (status, first))
+    assert next(run_job) == ("step 1/150 · t = 999", True), "the first step is reported at once"
+    with pytest.raises(StopIteration) as done:
+        while True:
+            assert next(run_job)[1] is False
+    x, frames = done.value.value
+    assert ticks == list(range(150))
     run = app.Run("test", app.tracks_from(frames, ["1", "2"], x))
     assert len(run.tracks) == 2 and len(run.tracks[0].t) <= app.MAX_FRAMES + 2
     assert run.tracks[0].t[0] == 999 and run.tracks[0].x.dtype == np.uint8 and run.tracks[0].x.shape[1:] == (28, 28, 1)
@@ -545,6 +551,23 @@ def test_publish_command_line_dry_run(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(publish, "REPO_ROOT", space_folder(tmp_path))
     assert publish.main(["me/lab", "--dry-run"]) == 0
     assert "would publish" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("api, args, at", [
+    ("/sdedit", {"strengths": [1.0]}, 2), ("/inpaint", {"repaint": False}, 2), ("/anagram", {}, 1), ("/hybrid", {}, 2)])
+def test_every_run_streams_its_step_and_can_be_stopped(client, api, args, at):
+    """Each tab's run reports "step k/N" while it works, and a Stop (a cancel) ends it there."""
+    import time
+
+    job = client.submit(sampler="ddpm", steps=1000, **args, api_name=api)
+    deadline = time.time() + 60
+    while not job.outputs() and time.time() < deadline:
+        time.sleep(0.05)
+    assert job.outputs() and "step 1/1000 · t = 999" in job.outputs()[0][at]
+    assert job.cancel()
+    _, _, status = client.predict(classes=["1"], per_class=1, **FAST, api_name="/generate")
+    assert status.startswith("Done") and job.status().code.name == "CANCELLED"
+    assert app.stopped("strength 0.5: step 3/10 · t = 400") == "Stopped at strength 0.5: step 3/10 · t = 400: no result"
 
 
 def test_generate_can_be_stopped_and_the_queue_moves_on(client):
