@@ -448,8 +448,8 @@ class Lab:
             progress((done, total), desc="denoising")
         for level, job in zip(levels, jobs, strict=True):
             start_t = job.plan[0]
-            x, frames = yield from stream_job(job, tick, lambda status, first: (
-                [] if first else gr.skip(), seen, f"strength {level:g}: {status}", gr.skip()))
+            x, frames = yield from stream_job(job, tick, lambda status, first: (  # the strengths done so far
+                list(results), seen, f"strength {level:g}: {status}", gr.skip()))
             caption = f"strength {level:g} (from t={start_t})" if start_t >= 0 else f"strength {level:g} (input)"
             results.append((im.to_display(x[0], _scale(model)), f"{level:g}"))
             tracks += tracks_from(frames, [caption], x)
@@ -822,13 +822,14 @@ def _tab_generate(ui: UI):
 
 def stopped(status: str):
     """A tab's status after Stop: the step the run got to ("step 12/200 · t = 944", or SDEdit's "strength 0.5:
-    step ..."), and for Generate that its grid is not a finished sample. A run already over keeps its status."""
+    step ..." after the strengths already shown), and for Generate that its grid is not a finished sample.
+    A run already over keeps its status."""
     status = str(status or "")
     if not status.startswith(("step ", "strength ")):
         return gr.skip()
     if status.endswith(SO_FAR):
         return f"Stopped at {status.removesuffix(SO_FAR)}: the grid is the predicted x0 there, not a finished sample"
-    return f"Stopped at {status}: no result"
+    return f"Stopped at {status}"
 
 
 def stops(button: gr.Button, event, status) -> None:

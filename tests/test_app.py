@@ -567,7 +567,16 @@ def test_every_run_streams_its_step_and_can_be_stopped(client, api, args, at):
     assert job.cancel()
     _, _, status = client.predict(classes=["1"], per_class=1, **FAST, api_name="/generate")
     assert status.startswith("Done") and job.status().code.name == "CANCELLED"
-    assert app.stopped("strength 0.5: step 3/10 · t = 400") == "Stopped at strength 0.5: step 3/10 · t = 400: no result"
+    assert app.stopped("strength 0.5: step 3/10 · t = 400") == "Stopped at strength 0.5: step 3/10 · t = 400"
+    assert not isinstance(app.stopped("Done: mnist · 2 images"), str), "a finished run keeps its status"
+
+
+def test_sdedit_shows_each_strength_as_it_finishes(client):
+    job = client.submit(strengths=[0.2, 1.0], **FAST, api_name="/sdedit")
+    outputs = list(job)
+    second = next(o for o in outputs if o[2].startswith("strength 1: step 1/"))
+    assert len(second[0]) == 1, "the strength-0.2 result is shown while strength 1 runs"
+    assert len(job.result()[0]) == 2
 
 
 def test_generate_can_be_stopped_and_the_queue_moves_on(client):
