@@ -322,7 +322,12 @@ element.addEventListener('click', e => {
     s.value = +s.value + 1; show(+s.value);
   }, Math.max(40, Math.min(250, 3000 / (+s.max + 1))));
 });
-watch('value', stop);
+// new frames arrive with the thumb on their last frame (the page keeps an <input>'s moved value otherwise)
+function toEnd() {
+  const s = element.querySelector('input[type=range]');
+  if (s) s.value = s.max;
+}
+watch('value', () => { stop(); toEnd(); setTimeout(toEnd, 0); });
 """
 
 
