@@ -115,9 +115,13 @@ def settings(sampler, steps, guidance, seed) -> ddpm.Settings:
                          guidance=_float(guidance, 0, 30, "guidance"), seed=_int(seed, 0, 2**63 - 1, "seed"))
 
 
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def run_text(s: ddpm.Settings) -> str:
     """How a run sampled, for its status line: "dpm++ 20 steps · guidance 3 · seed 0"."""
-    return f"{s.sampler} {s.steps} step{'' if s.steps == 1 else 's'} · guidance {s.guidance:g} · seed {s.seed}"
+    return f"{s.sampler} {plural(s.steps, 'step')} · guidance {s.guidance:g} · seed {s.seed}"
 
 
 def random_seed() -> int:
@@ -170,15 +174,18 @@ def _out_dir() -> Path:
 
 
 def _layout(model: ddpm.DiffusionModel, names: list[str], per_class: int) -> tuple[list[str] | None, list[str], int]:
-    """Labels in sampling order (None: unconditional), a caption per image, and the grid's columns:
-    a column per class, or a row per class when there are too many classes for columns."""
+    """Labels in sampling order (None: unconditional), a caption per image, and the grid's columns: a column
+    per class; with more than 12 classes, each class's images side by side, as many classes to a row as fit in
+    12 columns, the rows filled evenly (26 letters x 1: rows of 9, 9, 8)."""
     if not model.conditional:
         return None, [f"#{i + 1}" for i in range(per_class)], min(per_class, 8)
     if len(names) <= 12:
         labels = [c for _ in range(per_class) for c in names]
         return labels, labels, len(names)
     labels = [c for c in names for _ in range(per_class)]
-    return labels, labels, per_class
+    per_row = max(1, 12 // per_class)
+    rows = math.ceil(len(names) / per_row)
+    return labels, labels, per_class * math.ceil(len(names) / rows)
 
 
 def _save_downloads(grid, xs: torch.Tensor, final: torch.Tensor, captions: list[str], ncol: int) -> list[str]:
@@ -218,6 +225,7 @@ class Run:
 
     title: str
     tracks: list[Track] = field(default_factory=list)
+    total: int = 0  # images in the run, when more than the MAX_TRACKS kept
 
 
 def tracks_from(frames: dict, captions: list[str], result: torch.Tensor) -> list[Track]:
@@ -412,9 +420,9 @@ class Lab:
         seconds = time.perf_counter() - start
         grid, frames = im.captioned_grid(step.x_next, captions, ncol, scale), recorder.frames()
         files = _save_downloads(grid, frames["x"], step.x_next, captions, ncol)
-        what = f"{len(captions)} images · {run_text(s)}"
+        what = f"{plural(len(captions), 'image')} · {run_text(s)}"
         names = [f"{c} #{captions[:i].count(c) + 1}" for i, c in enumerate(captions)] if labels else captions
-        run = Run(f"Generate · {model.name} · {what}", tracks_from(frames, names, step.x_next))
+        run = Run(f"Generate · {model.name} · {what}", tracks_from(frames, names, step.x_next), len(captions))
         yield grid, files, f"Done: {model.name} · {what} · {seconds:.1f} s", run
 
     # -- Forward process
@@ -852,9 +860,11 @@ def _tab_steps(ui: UI):
 
     def show_run(run):
         if run is None:
-            return gr.Dropdown(choices=[], value=None), None
+            return gr.Dropdown(choices=[], value=None, label="Sample"), None
         choices = [(f"{i + 1}. {tr.caption}", i) for i, tr in enumerate(run.tracks)]
-        return gr.Dropdown(choices=choices, value=0), scrub_value(run, [0])
+        kept = len(run.tracks)
+        label = f"Sample (the first {kept} of the run's {run.total} are kept)" if run.total > kept else "Sample"
+        return gr.Dropdown(choices=choices, value=0, label=label), scrub_value(run, [0])
 
     def show_track(run, index):
         if run is None or index is None or not 0 <= int(index) < len(run.tracks):

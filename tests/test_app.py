@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import socket
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -323,6 +324,20 @@ def test_load_bundled_reports_a_broken_checkpoint(monkeypatch, tmp_path, models)
     monkeypatch.setattr(ckpt, "CHECKPOINTS_DIR", tmp_path)
     loaded, problems = app.load_bundled()
     assert list(loaded) == ["mnist"] and len(problems) == 1 and problems[0].startswith("`emoji`")
+
+
+@pytest.mark.parametrize("classes, per_class, ncol", [(10, 3, 10), (13, 1, 7), (26, 1, 9), (26, 2, 12), (26, 5, 10),
+                                                        (26, 8, 8)])
+def test_a_grid_of_many_classes_keeps_each_class_in_one_row_and_stays_wide(classes, per_class, ncol):
+    names = [f"c{i}" for i in range(classes)]
+    labels, captions, got = app._layout(SimpleNamespace(conditional=True), names, per_class)
+    assert got == ncol and labels == captions and len(labels) == classes * per_class
+    rows = [labels[i:i + ncol] for i in range(0, len(labels), ncol)]
+    if classes <= 12:  # a column per class
+        assert all(row == names for row in rows)
+    else:  # a class's images side by side, never split over two rows; as few rows as 12 columns allow
+        assert all(len(row) % per_class == 0 and row[::per_class] == sorted(set(row), key=row.index) for row in rows)
+        assert ncol <= max(12, per_class) and len(rows) == -(-classes // max(1, 12 // per_class))
 
 
 # -- the step scrubber's data ----------------------------------------------------------------------------
