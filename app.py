@@ -155,6 +155,20 @@ def _every(job: ddpm.Job) -> int:
     return max(1, math.ceil(job.num_model_steps / MAX_FRAMES))
 
 
+def _same_steps(levels: list[float], jobs: list[ddpm.Job], steps: int) -> str:
+    """A status note when strengths ran the very same steps (so gave the same image): "· strengths 0.2 and 0.4
+    both ran 1 of 3 steps (more steps tell them apart)"; "" when each strength ran steps of its own."""
+    runs: dict[int, list[float]] = {}
+    for level, job in zip(levels, jobs, strict=True):
+        runs.setdefault(job.num_model_steps, []).append(level)
+    same = [(n, ls) for n, ls in runs.items() if len(ls) > 1]
+    if not same:
+        return ""
+    parts = [f"{', '.join(f'{v:g}' for v in ls[:-1])} and {ls[-1]:g} {'both' if len(ls) == 2 else 'all'} ran "
+             f"{n} of {steps} steps" for n, ls in same]
+    return f" · strengths {'; '.join(parts)} (more steps tell them apart)"
+
+
 def _out_dir() -> Path:
     """A fresh folder for this result's files; folders older than FILE_TTL are swept away."""
     base = Path(tempfile.gettempdir()) / "diffusion-lab"
@@ -466,7 +480,7 @@ class Lab:
             caption = f"strength {level:g} (from t={start_t})" if start_t >= 0 else f"strength {level:g} (input)"
             results.append((im.to_display(x[0], _scale(model)), f"{level:g}"))
             tracks += tracks_from(frames, [caption], x)
-        what = f"target {NONE if label is None else label} · {run_text(s)}"
+        what = f"target {NONE if label is None else label} · {run_text(s)}{_same_steps(levels, jobs, s.steps)}"
         run = Run(f"SDEdit · {model.name} · {what}", tracks)
         yield results, seen, f"Done: {model.name} · {what}", run
 

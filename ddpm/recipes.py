@@ -6,6 +6,8 @@ or indices (see ``DiffusionModel.label_ids``), or None for unconditional samplin
 """
 from __future__ import annotations
 
+import math
+
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -132,8 +134,10 @@ def sdedit(model: DiffusionModel, image: torch.Tensor, strengths: Sequence[float
            settings: Settings = Settings()) -> list[Job]:
     """SDEdit (Meng et al. 2022): noise ``image`` part way and denoise it back, once per strength.
 
-    ``strength`` in [0, 1] is the fraction of the sampler's steps that is run: 0 returns the input
-    unchanged, 1 starts from pure noise. ``labels`` pulls the result toward a class (None: no class).
+    ``strength`` in [0, 1] is the fraction of the sampler's steps that is run, rounded half up: 0 returns the
+    input unchanged, any strength above 0 runs at least one step, 1 starts from pure noise. With few steps,
+    nearby strengths run the same steps (0.3, 0.4 and 0.5 of 5 steps all run 2). ``labels`` pulls the result
+    toward a class (None: no class).
     """
     x0 = _image(model, image)
     if not strengths:
@@ -144,7 +148,7 @@ def sdedit(model: DiffusionModel, image: torch.Tensor, strengths: Sequence[float
     eps_fn = _estimate(model, settings, y)
     jobs = []
     for s in strengths:
-        run = round(s * settings.steps)
+        run = max(1, math.floor(s * settings.steps + 0.5)) if s > 0 else 0
         jobs.append(_job(model, settings, eps_fn, x0, start=settings.steps - run))
     return jobs
 

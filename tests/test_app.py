@@ -157,7 +157,14 @@ def test_sdedit_defaults_give_one_result_per_strength(client):
     gallery, seen, status = client.predict(api_name="/sdedit")
     assert [g["caption"] for g in gallery] == [f"{s:g}" for s in app.STRENGTHS]
     assert all(Image.open(g["image"]).size == (224, 224) for g in gallery)
-    assert Image.open(seen).size == (224, 224) and status.startswith("Done")
+    assert Image.open(seen).size == (224, 224) and status.startswith("Done") and " ran " not in status
+
+
+def test_sdedit_says_which_strengths_ran_the_same_steps(client):
+    gallery, _, status = client.predict(steps=3, api_name="/sdedit")
+    assert len(gallery) == len(app.STRENGTHS) == 5
+    assert status.endswith("· strengths 0.2 and 0.4 both ran 1 of 3 steps; 0.6 and 0.8 both ran 2 of 3 steps "
+                           "(more steps tell them apart)")
 
 
 def test_inpaint_defaults_keep_the_unmasked_half(client):

@@ -450,6 +450,11 @@ def test_sdedit_gives_one_job_per_strength_running_that_share_of_the_steps(tiny_
         ddpm.sdedit(tiny_model(), images(1), [1.5])
 
 
+def test_sdedit_rounds_half_up_and_runs_a_step_for_any_strength_above_zero(tiny_model):
+    jobs = ddpm.sdedit(tiny_model(), images(1), [0.01, 0.3, 0.5, 0.7, 0.9], settings=ddpm.Settings(steps=5))
+    assert [j.num_model_steps for j in jobs] == [1, 2, 3, 4, 5]
+
+
 # -- 8. anagrams and hybrid images ----------------------------------------------------------------------
 def test_anagram_estimate_is_the_mean_of_the_views_estimates_mapped_back():
     schedule = ddpm.NoiseSchedule(num_timesteps=50)
