@@ -91,11 +91,16 @@ def user_errors(fn):
 
 
 def _int(value, lo: int, hi: int, what: str) -> int:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a number, got {value!r}") from None
-    if not math.isfinite(number) or number != int(number) or not lo <= number <= hi:
+    """A whole number in [lo, hi]; ints and digit strings stay exact (a 19-digit seed), 3.0 and "3.0" pass."""
+    number = value
+    if isinstance(number, str) and number.strip().lstrip("+-").isdigit():
+        number = int(number)
+    if not isinstance(number, int):
+        try:
+            number = float(number)
+        except (TypeError, ValueError):
+            raise ValueError(f"{what} must be a number, got {value!r}") from None
+    if not (isinstance(number, int) or number.is_integer()) or not lo <= number <= hi:
         raise ValueError(f"{what} must be a whole number from {lo} to {hi}, got {value!r}")
     return int(number)
 

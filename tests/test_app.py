@@ -153,6 +153,16 @@ def test_forward_defaults(client):
     assert note.startswith("t = 500")
 
 
+def test_every_seed_the_box_allows_is_used_exactly(client):
+    def noisy(seed):
+        *pictures, note = client.predict(seed=seed, api_name="/forward")
+        return np.asarray(Image.open(pictures[1])), note
+    top, note = noisy(2**63 - 1)  # the seed box's maximum
+    assert f"seed {2**63 - 1}" in note
+    (a, _), (b, note) = noisy(2**62), noisy(2**62 + 1)  # one apart, above float64's whole numbers
+    assert f"seed {2**62 + 1}" in note and not np.array_equal(a, b)
+
+
 def test_sdedit_defaults_give_one_result_per_strength(client):
     gallery, seen, status = client.predict(api_name="/sdedit")
     assert [g["caption"] for g in gallery] == [f"{s:g}" for s in app.STRENGTHS]
