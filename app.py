@@ -410,6 +410,7 @@ class Lab:
         return model, s, None if count is None else _int(count, 1, MAX_IMAGES, "number of images")
 
     @user_errors
+    @user_errors
     def select_model(self, name, session):
         """Model box changed: load it if needed and describe it."""
         return describe(self.model(name, session))
@@ -807,7 +808,10 @@ def _header(lab: Lab) -> UI:
                             elem_id="model")
         info = gr.Markdown(describe(lab.models[lab.default]) if lab.models else "", elem_id="model-info")
     session, last_run = gr.State({}), gr.State(None)
-    ready = model.change(lab.select_model, [model, session], info, api_visibility="private", queue=False)
+    # queued: a model that fails to load (a typo, a Hub id offline) shows its error as a toast, which an
+    # unqueued event does not (it shows a bare "Error" badge); the class lists etc. follow only a success
+    ready = model.change(lab.select_model, [model, session], info, api_visibility="private",
+                         show_progress="minimal")
     return UI(lab, model, session, last_run, ready)
 
 

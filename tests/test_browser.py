@@ -334,3 +334,21 @@ def test_generate_guidance_follows_the_model_until_the_user_moves_it(page, model
     slider.press("Enter")
     switch(other)
     assert float(slider.input_value()) == 5
+
+
+def test_a_model_that_fails_to_load_says_why(page, models):
+    """A typo in the Model box: its error shows (a toast), and a model picked after it works again."""
+    page.locator("#model input").fill("no-such-model")
+    page.locator("#model input").press("Enter")
+    page.wait_for_selector(".toast-body", timeout=30_000)
+    assert "no-such-model" in page.locator(".toast-body").first.inner_text()
+    page.locator(".toast-close").first.click()
+    page.wait_for_selector(".toast-body", state="detached", timeout=10_000)
+    name = next(iter(models))
+    page.locator("#model input").click()
+    page.get_by_role("option", name=name, exact=True).click()
+    page.wait_for_function("name => document.querySelector('#model-info').innerText.includes(name)", arg=name,
+                           timeout=30_000)
+    open_tab(page, "Generate")
+    page.locator("#gen-run").click()
+    wait_done(page, "gen-status", prefix=f"Done: {name}")
