@@ -292,8 +292,7 @@ ${value && value.rows && value.rows.length ? `
     <input type="range" min="0" max="${value.n - 1}" value="${value.n - 1}" step="1" aria-label="step">
     <span class="pos">frame ${value.n} / ${value.n}</span>
   </div>
-` : `<div class="empty">Run something in any tab (Generate, SDEdit, Inpaint, Illusions):
-  its denoising steps appear here.</div>`}
+` : `<div class="empty">EMPTY</div>`}
 </div>"""
 
 SCRUBBER_CSS = """
@@ -358,9 +357,10 @@ watch('value', () => { stop(); toEnd(); setTimeout(toEnd, 0); });
 """
 
 
-def scrubber(elem_id: str) -> gr.HTML:
-    return gr.HTML(None, html_template=SCRUBBER_HTML, css_template=SCRUBBER_CSS, js_on_load=SCRUBBER_JS,
-                   elem_id=elem_id, padding=True)
+def scrubber(elem_id: str, empty: str = "Run something in any tab (Generate, SDEdit, Inpaint, Illusions): "
+             "its denoising steps appear here.") -> gr.HTML:
+    return gr.HTML(None, html_template=SCRUBBER_HTML.replace("EMPTY", html.escape(empty)), css_template=SCRUBBER_CSS,
+                   js_on_load=SCRUBBER_JS, elem_id=elem_id, padding=True)
 
 
 # -- the handlers --------------------------------------------------------------------------------------
@@ -506,8 +506,9 @@ class Lab:
                            jump_length=5 if repaint else 0, jump_n_sample=3 if repaint else 1)
         k = _scale(model)
         seen = im.mask_overlay(x0, mask, k)
-        x, frames = yield from stream_job(job, ticker(progress),
-                                          lambda status, first: (seen, None if first else gr.skip(), status, gr.skip()))
+        jumps = f" (RePaint: {s.steps} steps, going back to redo stretches)" if repaint else ""
+        x, frames = yield from stream_job(job, ticker(progress), lambda status, first: (
+            seen, None if first else gr.skip(), status + jumps, gr.skip()))
         captions = [f"#{i + 1}" for i in range(n)]
         what = (f"{int(mask.sum())} of {mask.size} pixels · target {NONE if label is None else label}"
                 f"{' · RePaint' if repaint else ''} · {run_text(s)}{square}")
@@ -527,7 +528,7 @@ class Lab:
                                           lambda status, first: (None if first else gr.skip(), status, gr.skip()))
         pairs = torch.stack([x, v(x)], 1).flatten(0, 1)
         captions = [c for _ in range(n) for c in (f"{a or 'any'} · as is", f"{b or 'any'} · {_view_label(view)}")]
-        what = f"{a or 'any'} / {b or 'any'} {v.name} · {run_text(s)}"
+        what = f"{a or 'any'} / {b or 'any'} {v.spec} · {run_text(s)}"
         run = Run(f"Anagram · {model.name} · {what}", tracks_from(frames, [f"#{i + 1}" for i in range(n)], x))
         yield im.captioned_grid(pairs, captions, 2 * min(n, 2), _scale(model) // 2), f"Done: {model.name} · {what}", run
 
@@ -970,12 +971,13 @@ def _tab_sdedit(ui: UI):
                                     interactive=False, scale=1, min_width=150)
                     gallery = gr.Gallery(label="Results by strength", columns=5, height=200, scale=4, format="png",
                                          object_fit="contain", elem_id="sdedit-gallery")
-                steps = scrubber("sdedit-scrubber")
+                steps = scrubber("sdedit-scrubber", "Run SDEdit: each strength's denoising steps appear here.")
         image_examples(ui, image, examples)
     _follow_examples(ui, image, examples)
     event = run.click(ui.lab.sdedit, [ui.model, image, target, strengths, *sampling.inputs, ui.session],
                       [gallery, seen, status, ui.last_run], api_name="sdedit", show_progress_on=status,
                       concurrency_id="model")
+    run.click(lambda: None, None, steps, api_visibility="private", queue=False)  # not the last run's beside this one
     event.success(lambda run: scrub_value(run, px=84), ui.last_run, steps, api_visibility="private", queue=False)
     stops(stop, event, status)
     _follow_target(ui, target)

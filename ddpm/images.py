@@ -346,11 +346,13 @@ def _font(size: int):
 
 def caption_lines(text: str, fits) -> list[str]:
     """A caption as one line if it ``fits`` (a str -> bool test of width), else two lines split at the space
-    that balances them best ("Smileys &" / "Emotion"), each line that still does not fit shortened with …"""
+    that balances them best ("Smileys &" / "Emotion"), each line that still does not fit shortened with …
+    A " · " separator at the split is dropped: the line break separates ("People & Body" / "rotated 180°")."""
     lines = [text]
     if not fits(text) and " " in text.strip():
         words = text.split()
-        splits = [(" ".join(words[:k]), " ".join(words[k:])) for k in range(1, len(words))]
+        splits = [(" ".join(words[:k]).removesuffix(" ·"), " ".join(words[k:]).removeprefix("· "))
+                  for k in range(1, len(words))]
         lines = list(min(splits, key=lambda pair: (max(map(len, pair)), len(pair[1]))))  # ties: "&" ends line one
     out = []
     for line in lines:

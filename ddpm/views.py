@@ -26,6 +26,11 @@ class View:
     def check(self, height: int, width: int) -> None:
         """Raise ValueError if this view cannot act on an H x W image."""
 
+    @property
+    def spec(self) -> str:
+        """What ``get_view`` takes to make this view again: "rot180", "patches:7"."""
+        return self.name
+
     def __repr__(self):
         return f"{type(self).__name__}()"
 
@@ -114,6 +119,10 @@ class PatchPermute(View):
             raise ValueError(f"patch size must be positive, got {patch}")
         self.patch, self.seed = int(patch), int(seed)
         self.description = f"{self.patch}px tiles shuffled (jigsaw)"
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}:{self.patch}"
 
     def __repr__(self):
         return f"PatchPermute(patch={self.patch}, seed={self.seed})"

@@ -207,7 +207,7 @@ def test_anagram_and_hybrid_defaults(client):
 @pytest.mark.parametrize("view", ["flip_v", "patches:7", "negate"])
 def test_anagram_views(client, view):
     _, status = client.predict(class_a="1", class_b="7", view=view, count=1, **FAST, api_name="/anagram")
-    assert view.split(":")[0] in status
+    assert f"1 / 7 {view} ·" in status  # the jigsaw with its tile size
 
 
 # -- uploads and sketches through the API ----------------------------------------------------------------
@@ -532,6 +532,7 @@ def test_display_helpers(tmp_path):
     assert im.caption_lines("Smileys & Emotion", fits) == ["Smileys &", "Emotion"]
     assert im.caption_lines("People & Body", fits) == ["People", "& Body"]
     assert im.caption_lines("Flags", fits) == ["Flags"]
+    assert im.caption_lines("Objects · as is", fits) == ["Objects", "as is"]  # no line starts or ends on ·
     assert im.caption_lines("Extraordinarily long", fits) == ["Extraord…", "long"]
     path = im.save_gif([im.to_display(x[0], 2), im.to_display(x[1], 2)], tmp_path / "a.gif")
     assert Image.open(path).n_frames == 2
@@ -601,6 +602,13 @@ def test_every_run_streams_its_step_and_can_be_stopped(client, api, args, at):
     assert status.startswith("Done") and job.status().code.name == "CANCELLED"
     assert app.stopped("strength 0.5: step 3/10 · t = 400") == "Stopped at strength 0.5: step 3/10 · t = 400"
     assert not isinstance(app.stopped("Done: mnist · 2 images"), str), "a finished run keeps its status"
+
+
+def test_repaint_says_why_it_counts_more_steps_than_asked(client):
+    job = client.submit(sampler="ddim", steps=30, api_name="/inpaint")
+    job.result()
+    first = job.outputs()[0][2]
+    assert first.startswith("step 1/80 · t = ") and first.endswith(" (RePaint: 30 steps, going back to redo stretches)")
 
 
 def test_sdedit_shows_each_strength_as_it_finishes(client):

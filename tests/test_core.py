@@ -310,6 +310,7 @@ def test_view_is_an_exact_orthogonal_permutation_that_leaves_its_input_alone(nam
     assert torch.equal(view.inverse(y), x)
     assert torch.equal(view(view.inverse(x)), x)
     assert name == "identity" or not torch.equal(y, x)  # so the round trip above is not trivial
+    assert torch.equal(ddpm.get_view(view.spec)(x), y)  # its spec makes it again (the jigsaw with its tile)
     # orthogonal: inner products and norms kept (float64, so only the summation order differs)
     torch.testing.assert_close((view(x) * view(z)).sum(), (x * z).sum(), rtol=1e-12, atol=0)
     torch.testing.assert_close(view.inverse(x).norm(), x.norm(), rtol=1e-12, atol=0)
