@@ -18,6 +18,7 @@ Only tensors are ever read from weight files: safetensors, or .bin through ``wei
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS_DIR = REPO_ROOT / "checkpoints"
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.bin", "*.md"]  # when the repository's listing is out of reach
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # How a checkpoint may store its floating-point weights. float16 halves the file (a Space's git takes
 # files over 10 MB only through LFS) for a rounding of ~5e-4 relative per weight; the model still
@@ -163,15 +165,38 @@ def resolve(name_or_path: str | Path) -> Path:
             raise ValueError(f"{path} is a file; a model is a folder with config.json and weights")
         return path
     if HUB_ID.match(text) and not text.startswith((".", "/")):
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import HfApi, snapshot_download
+        try:  # what the repository holds, to fetch only what a model needs (and refuse a huge one)
+            sizes = {f.rfilename: f.size or 0 for f in HfApi().model_info(text, files_metadata=True).siblings or []}
+        except Exception:  # offline or no such repository: the download below says which, or finds a cached copy
+            sizes = None
+        wanted = HUB_PATTERNS if sizes is None else hub_files(text, sizes)
         try:
-            return Path(snapshot_download(text, allow_patterns=["*.json", "*.safetensors", "*.bin", "*.md"]))
+            return Path(snapshot_download(text, allow_patterns=wanted))
         except Exception as err:  # offline, unknown repo, ... : say everything that was tried, briefly
             raise FileNotFoundError(
                 f"no model {text!r}: no folder {path} here (in {Path.cwd()}), not a bundled model "
                 f"({', '.join(bundled()) or 'none yet'}), and as a Hugging Face Hub id {_hub_failure(err)}") from err
     raise FileNotFoundError(f"no model {text!r}: not a bundled model ({', '.join(bundled()) or 'none yet'}), "
                             f"not an existing folder, not a Hub id")
+
+
+def hub_files(repo_id: str, sizes: dict[str, int], max_mb: float | None = None) -> list[str]:
+    """Of a Hub repository's files (path -> bytes), those a model loads: configs, weights and the card at the
+    top level, in unet/ and scheduler/ (a pipeline's other parts are left), .bin only where a folder has no
+    .safetensors. Over ``max_mb`` (default: $DDPM_HUB_MAX_MB or 500) in all, a ValueError, before anything
+    is downloaded (a visitor of a hosted app could otherwise name a repository of many gigabytes)."""
+    if max_mb is None:
+        max_mb = float(os.environ.get("DDPM_HUB_MAX_MB", "500"))
+    keep = [name for name in sizes if str(Path(name).parent) in (".", "unet", "scheduler")
+            and Path(name).suffix in (".json", ".safetensors", ".bin", ".md")]
+    has_safetensors = {str(Path(n).parent) for n in keep if n.endswith(".safetensors")}
+    keep = [n for n in keep if not (n.endswith(".bin") and str(Path(n).parent) in has_safetensors)]
+    total = sum(sizes[n] for n in keep) / 1e6
+    if total > max_mb:
+        raise ValueError(f"{repo_id} is too big to load here: its model files come to {total:,.0f} MB, over the "
+                         f"{max_mb:g} MB limit (DDPM_HUB_MAX_MB); this app runs small pixel-space UNets")
+    return keep
 
 
 def _hub_failure(err: Exception) -> str:

@@ -635,7 +635,11 @@ def test_a_missing_folder_that_looks_like_a_hub_id_says_all_it_tried_in_one_line
             raise errors.RepositoryNotFoundError("404 Client Error. Repository Not Found", response=response)
         raise RuntimeError("boom\nsecond line")
 
+    def no_listing(self, repo_id, **kwargs):
+        raise RuntimeError("no network in tests")
+
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_download)
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", no_listing)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FileNotFoundError) as info:
         ddpm.load("runs/nope")
@@ -644,6 +648,39 @@ def test_a_missing_folder_that_looks_like_a_hub_id_says_all_it_tried_in_one_line
                               f"not a bundled model (emoji, fashion, letters, mnist), and as a Hugging Face Hub id ")
     assert message.endswith(reason)
     assert "\n" not in message and "snapshot folder" not in message
+
+
+PIPELINE_REPO = {"model_index.json": 500, "README.md": 2_000, "scheduler/scheduler_config.json": 400,
+                 "unet/config.json": 900, "unet/diffusion_pytorch_model.safetensors": 143_000_000,
+                 "unet/diffusion_pytorch_model.bin": 143_000_000, "unet/notes.ckpt": 1_000,
+                 "vae/diffusion_pytorch_model.safetensors": 335_000_000, "text_encoder/model.safetensors": 492_000_000}
+
+
+def test_from_the_hub_only_what_a_model_loads_is_fetched():
+    assert ddpm.checkpoint.hub_files("o/pipe", PIPELINE_REPO) == [
+        "model_index.json", "README.md", "scheduler/scheduler_config.json", "unet/config.json",
+        "unet/diffusion_pytorch_model.safetensors"]  # no second copy as .bin, no vae or text encoder
+    old_style = {"config.json": 700, "diffusion_pytorch_model.bin": 35_000_000}
+    assert ddpm.checkpoint.hub_files("o/old", old_style) == list(old_style)
+
+
+def test_a_hub_repository_too_big_for_the_app_is_refused_before_any_download(monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.hf_api import ModelInfo
+
+    listing = {"unet/config.json": 900, "unet/diffusion_pytorch_model.safetensors": 3_438_000_000}
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", lambda self, repo_id, **kw: ModelInfo(
+        id=repo_id, siblings=[{"rfilename": n, "size": b} for n, b in listing.items()]))
+    downloads = []
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, **kw: downloads.append(kw))
+    with pytest.raises(ValueError, match=r"^big/unet is too big to load here: its model files come to 3,438 MB, "
+                                         r"over the 500 MB limit \(DDPM_HUB_MAX_MB\)"):
+        ddpm.load("big/unet")
+    assert downloads == []
+    monkeypatch.setenv("DDPM_HUB_MAX_MB", "5000")  # allowed: only its model files are asked for
+    with pytest.raises(FileNotFoundError):
+        ddpm.load("big/unet")  # (the fake download gives no folder)
+    assert downloads == [{"allow_patterns": list(listing)}]
 
 
 def test_load_reports_truncated_weights(saved):
