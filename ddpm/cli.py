@@ -119,6 +119,9 @@ def cmd_sample(args) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in (".npz", ".png"):
         raise ValueError(f"--out must end in .npz or .png, got {out.name!r}")
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder: name a file (in it)")
+    out.parent.mkdir(parents=True, exist_ok=True)  # a place it cannot be written fails now, not after sampling
     settings = settings_from(args)  # checked before the (slower) load
     model = load(args.model, device=args.device)
     settings = for_model(settings, args, model)
@@ -132,10 +135,10 @@ def cmd_sample(args) -> int:
         chunks.append(job.run().cpu())
     images = torch.cat(chunks)
     seconds = time.perf_counter() - start
-    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".npz":
-        np.savez_compressed(out, images=to_numpy(images).astype(np.float32),
-                            labels=np.asarray(labels if labels is not None else [-1] * total, dtype=np.int64))
+        with open(out, "wb") as f:  # (given a path, numpy adds ".npz" to "x.NPZ")
+            np.savez_compressed(f, images=to_numpy(images).astype(np.float32),
+                                labels=np.asarray(labels if labels is not None else [-1] * total, dtype=np.int64))
     else:
         save_grid(images, out, nrow=nrow, scale=2)
     print(f"wrote {total} image{'s' if total != 1 else ''} to {out} ({seconds:.2f} s, {settings.sampler} {settings.steps} steps, "
@@ -206,6 +209,8 @@ def cmd_train(args) -> int:
     from .train import Trainer
 
     config = config_from_args(args)
+    if args.export_to and Path(args.export_to).exists() and not Path(args.export_to).is_dir():
+        raise ValueError(f"--export-to {args.export_to} is a file: name a folder")  # before training, not after
     trainer = Trainer(config)
     if args.export_now:
         if trainer.step == 0:
@@ -299,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
+    except (ValueError, OSError, RuntimeError) as err:  # OSError: files (missing, a folder, not writable, ...)
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

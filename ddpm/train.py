@@ -38,6 +38,8 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 # what a run's saved state must share with its config to resume it (the rest may change between calls)
 SHAPE_SETTINGS = ("dataset", "family", "widths", "attention", "layers_per_block", "class_emb_size", "schedule",
                   "num_timesteps")
+TYPE_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "a string",
+              "tuple[int, ...]": "a list of whole numbers", "tuple[bool, ...]": "a list of true/false"}
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
@@ -77,10 +79,31 @@ class TrainConfig:
     compile_mode: str = "default"      # torch.compile's mode; "reduce-overhead" adds CUDA graphs (GPU)
 
     def __post_init__(self):
+        for f in fields(self):  # a TOML value of the wrong kind ("ten" steps) is named here, not deep in a run
+            value, kind = getattr(self, f.name), str(f.type)
+            item = {"tuple[int, ...]": int, "tuple[bool, ...]": bool}.get(kind)
+            if item is not None:
+                ok = isinstance(value, (list, tuple)) and all(isinstance(v, item) and (item is bool or not
+                                                                isinstance(v, bool)) for v in value)
+            else:
+                want = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}[kind]
+                ok = isinstance(value, want) and (kind == "bool" or not isinstance(value, bool))
+            if not ok:
+                raise ValueError(f"{f.name} should be {TYPE_WORDS[kind]}, got {value!r}")
         self.widths = tuple(self.widths)
         self.attention = tuple(self.attention)
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be positive")
+        at_least = {"layers_per_block": 1, "num_timesteps": 2, "log_every": 1, "checkpoint_every": 1, "warmup": 0,
+                    "sample_every": 0, "max_train_images": 0, "class_emb_size": 1}
+        for name, low in at_least.items():
+            if getattr(self, name) < low:
+                raise ValueError(f"{name} must be at least {low}, got {getattr(self, name)}")
+        if not (self.lr > 0 and 0 <= self.ema_decay < 1 and 0 <= self.dropout < 1 and self.weight_decay >= 0
+                and self.grad_clip >= 0 and self.checkpoint_minutes > 0):
+            raise ValueError(f"need lr > 0 (got {self.lr}), ema_decay and dropout in [0, 1) (got {self.ema_decay}, "
+                             f"{self.dropout}), weight_decay and grad_clip >= 0 (got {self.weight_decay}, "
+                             f"{self.grad_clip}), checkpoint_minutes > 0 (got {self.checkpoint_minutes})")
         if not self.widths or min(self.widths) < 1 or len(self.attention) != len(self.widths):
             raise ValueError(f"widths {list(self.widths)} need one attention flag each (got "
                              f"{len(self.attention)}: {list(self.attention)}), and every width must be positive")
@@ -103,9 +126,9 @@ class TrainConfig:
     def from_file(cls, path: str | Path, **overrides) -> TrainConfig:
         """Read a TOML config (a bare name means ``ddpm/configs/<name>.toml``); overrides win."""
         path = Path(path)
-        if not path.exists() and (CONFIG_DIR / f"{path.name}.toml").exists():
+        if not path.is_file() and path.name and (CONFIG_DIR / f"{path.name}.toml").exists():
             path = CONFIG_DIR / f"{path.name}.toml"
-        if not path.exists():
+        if not path.is_file():
             known = ", ".join(p.stem for p in sorted(CONFIG_DIR.glob("*.toml")))
             raise FileNotFoundError(f"no training config {str(path)!r}; bundled ones: {known}")
         try:
@@ -149,6 +172,8 @@ class Trainer:
 
         self.config = c = config
         self.accelerator = Accelerator(mixed_precision=c.mixed_precision)
+        if self.accelerator.is_main_process:  # an out-dir that cannot be written fails now, not at a checkpoint
+            c.run_dir.mkdir(parents=True, exist_ok=True)
         set_seed(c.seed)
         if images is None:
             from . import data as datasets
@@ -156,6 +181,9 @@ class Trainer:
             images, labels, class_names = imageset.images, imageset.labels, list(imageset.class_names)
         if c.max_train_images:
             images, labels = images[:c.max_train_images], labels[:c.max_train_images]
+        if c.batch_size > len(labels):
+            raise ValueError(f"batch_size {c.batch_size} is more than the {len(labels)} training images: "
+                             f"use {len(labels)} or less")
         # the whole (uint8) image set lives on the training device: a batch is one gather there, not a
         # copy from the CPU every step
         device = self.accelerator.device

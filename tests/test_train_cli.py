@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -222,6 +223,24 @@ def test_config_files_are_validated(tmp_path):
         TrainConfig.from_file("emoji", widths=(64, 128))  # the config's attention has three
     with pytest.raises(ValueError, match="every width must be positive"):
         TrainConfig.from_file("emoji", widths=(64, 0, 64))
+    for line, message in [('steps = "ten"', "steps should be a whole number, got 'ten'"),
+                          ("widths = 5", "widths should be a list of whole numbers, got 5"),
+                          ("lr = true", "lr should be a number, got True"),
+                          ("log_every = 0", "log_every must be at least 1, got 0"),
+                          ("checkpoint_every = 0", "checkpoint_every must be at least 1, got 0"),
+                          ("ema_decay = 2", "ema_decay and dropout in [0, 1) (got 2, ")]:
+        bad.write_text(f'name = "x"\n{line}\n')
+        with pytest.raises(ValueError, match=re.escape(message)):
+            TrainConfig.from_file(bad)
+    with pytest.raises(FileNotFoundError, match=r"no training config '\.'; bundled ones"):
+        TrainConfig.from_file("")  # (the current folder is no config)
+
+
+def test_a_batch_bigger_than_the_data_is_refused_at_once(tmp_path):
+    images, labels, names = _toy_data(n=10)
+    with pytest.raises(ValueError, match="batch_size 16 is more than the 10 training images: use 10 or less"):
+        Trainer(TrainConfig(name="toy", family="scratch", steps=2, out_dir=str(tmp_path / "run"),
+                            **{**TINY, "batch_size": 16}), images, labels, names)
 
 
 @pytest.mark.parametrize("name", ["mnist", "fashion", "letters", "emoji"])
@@ -305,6 +324,18 @@ def test_cli_sample_bad_inputs_give_clear_errors(tmp_path, tiny_checkpoint, caps
     code = main(["sample", "--model", str(tiny_checkpoint), *argv, "--out", str(tmp_path / f"x{suffix}")])
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+def test_cli_sample_writes_where_it_says_or_fails_before_sampling(tmp_path, tiny_checkpoint, capsys):
+    out = tmp_path / "UPPER.NPZ"
+    assert main(["sample", "--model", str(tiny_checkpoint), "--labels", "1", "--steps", "2", "--out", str(out)]) == 0
+    assert f"to {out} " in capsys.readouterr().out and np.load(out)["images"].shape[0] == 1  # not UPPER.NPZ.npz
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "file").write_text("")
+    for target, message in [(tmp_path / "folder.png", "is a folder: name a file"),
+                            (tmp_path / "file" / "x.npz", "File exists")]:
+        assert main(["sample", "--model", "no/such-model", "--out", str(target)]) == 2  # fails before the load
+        assert message in capsys.readouterr().err
 
 
 def test_cli_sample_missing_model_is_a_clear_error(tmp_path, capsys):
