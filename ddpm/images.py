@@ -73,10 +73,14 @@ def _to_pil(image) -> Image.Image:
         return image
     if isinstance(image, (str, Path)):
         try:
-            with Image.open(image) as im:
+            with Image.open(image) as im:  # reads the header only: the size is checked before decoding
+                _check_size(im)
                 im.load()
                 return im.copy()
-        except (OSError, ValueError) as err:
+        except Image.DecompressionBombError:  # PIL's own refusal, at many times MAX_SIDE squared
+            raise ValueError(f"the image {str(image)!r} is far too large (at most {MAX_SIDE} px a side); "
+                             f"shrink it first") from None
+        except OSError as err:
             raise ValueError(f"could not read the image {str(image)!r}: {err}") from None
     if image is None:
         raise ValueError("no image: upload one, pick an example, or draw")

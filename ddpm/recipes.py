@@ -65,9 +65,13 @@ def _labels(model: DiffusionModel, labels, batch: int | None = None) -> torch.Te
         if labels is not None:
             raise ValueError(f"model {model.name!r} is unconditional: it takes no class labels")
         return None
-    if isinstance(labels, (str, int)):
+    if hasattr(labels, "tolist"):  # a tensor or array of indices
+        labels = labels.tolist()
+    if isinstance(labels, (str, int)):  # one class ("Flags" is a name, not five letters)
         labels = [labels] * (batch or 1)
-    ids = torch.tensor(model.label_ids(labels), dtype=torch.long)
+    ids = torch.tensor(model.label_ids(list(labels)), dtype=torch.long)
+    if batch is not None and len(ids) not in (1, batch):
+        raise ValueError(f"{len(ids)} labels for {batch} images: give one label for all, or one per image")
     if batch is not None and len(ids) == 1:
         ids = ids.expand(batch).clone()
     return ids
@@ -83,6 +87,7 @@ def _image(model: DiffusionModel, image: torch.Tensor, what: str = "image") -> t
     if image.dim() != 4 or tuple(image.shape[1:]) != expect:
         raise ValueError(f"{what} must be shaped (C, H, W) = {expect} for model {model.name!r}, "
                          f"got {tuple(image.shape)}; convert it with ddpm.images first")
+    _check_batch(image.shape[0])
     if not torch.isfinite(image).all() or image.min() < -1.001 or image.max() > 1.001:
         raise ValueError(f"{what} must hold finite values in [-1, 1]")
     return image.float().to(model.device)
@@ -119,12 +124,15 @@ def _estimate(model: DiffusionModel, settings: Settings, labels: torch.Tensor | 
 # -- the recipes ------------------------------------------------------------------------------------
 def generate(model: DiffusionModel, labels: Sequence | None = None, n: int | None = None,
              settings: Settings = Settings()) -> Job:
-    """Sample new images: one per label (names or indices), or ``n`` unconditional ones."""
+    """Sample new images: one per label (names or indices; one name alone is one image), or ``n``
+    unconditional ones."""
     if labels is not None:
-        y = _labels(model, list(labels))
+        y = _labels(model, labels)
+        if n is not None and n != len(y):
+            raise ValueError(f"n={n} but {len(y)} labels: give one label per image, or n alone (no labels)")
         n = len(y)
     else:
-        y, n = None, (n or 1)
+        y, n = None, (1 if n is None else n)
     _check_batch(n)
     return _job(model, settings, _estimate(model, settings, y), None,
                 shape=(n, model.channels, model.image_size, model.image_size))
@@ -154,12 +162,18 @@ def sdedit(model: DiffusionModel, image: torch.Tensor, strengths: Sequence[float
 
 
 def _mask(model: DiffusionModel, mask: torch.Tensor, batch: int) -> torch.Tensor:
+    if mask is None:
+        raise ValueError("no mask: give an (H, W) mask, True where the image is to be regenerated")
     mask = torch.as_tensor(mask)
+    if mask.dim() == 3:  # (B, H, W): one per image
+        mask = mask[:, None]
     while mask.dim() < 4:
         mask = mask[None]
     size = (model.image_size, model.image_size)
-    if tuple(mask.shape[-2:]) != size or mask.shape[1] != 1:
+    if tuple(mask.shape[-2:]) != size or mask.shape[1] != 1 or mask.dim() != 4:
         raise ValueError(f"mask must be (H, W) = {size}, got {tuple(mask.shape)}")
+    if mask.shape[0] not in (1, batch):
+        raise ValueError(f"{mask.shape[0]} masks for {batch} images: give one mask for all, or one per image")
     mask = mask.bool().to(model.device).expand(batch, 1, *size)
     if not mask.any():
         raise ValueError("the mask is empty: paint the region you want to regenerate")
@@ -197,6 +211,9 @@ def inpaint(model: DiffusionModel, image: torch.Tensor, mask: torch.Tensor, labe
     at the end it equals the original exactly. ``jump_length > 0`` adds RePaint resampling
     (``jump_n_sample`` passes over each stretch of ``jump_length`` steps; ddpm/ddim only).
     """
+    if jump_length < 0 or jump_n_sample < 1:
+        raise ValueError(f"RePaint needs jump_length >= 0 (0: none) and jump_n_sample >= 1, got {jump_length} "
+                         f"and {jump_n_sample}")
     x0 = _image(model, image)
     keep = ~_mask(model, mask, x0.shape[0])
     y = _labels(model, labels, batch=x0.shape[0]) if labels is not None else None

@@ -445,6 +445,21 @@ def test_prepare_image_refuses_bad_pictures(models, bad, message):
         im.prepare_image(bad, models["mnist"])
 
 
+def test_a_huge_image_file_is_refused_before_it_is_decoded(models, tmp_path, monkeypatch):
+    Image.fromarray(np.zeros((8, 5000), np.uint8)).save(tmp_path / "wide.png")
+    from PIL import ImageFile
+
+    decoded, load = [], ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(self) or load(self))
+    with pytest.raises(ValueError, match=r"the image is 5000x8 px: too large \(at most 4096 px a side\)"):
+        im.prepare_image(str(tmp_path / "wide.png"), models["mnist"])
+    assert decoded == []
+    Image.fromarray(np.zeros((100, 100), np.uint8)).save(tmp_path / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # so 100x100 is what 40000x40000 is: PIL refuses it
+    with pytest.raises(ValueError, match=r"bomb.png' is far too large \(at most 4096 px a side\)"):
+        im.prepare_image(str(tmp_path / "bomb.png"), models["mnist"])
+
+
 def test_prepare_sketch_and_mask_from_editor(models):
     empty = {"background": None, "layers": [np.zeros((256, 256, 4), np.uint8)], "composite": None}
     with pytest.raises(ValueError, match="sketch is empty"):

@@ -8,6 +8,7 @@ optimal denoiser, and every correct sampler must bring any noise back to x*.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -388,6 +389,36 @@ def test_inpainting_rejects_empty_and_full_masks(tiny_model):
         ddpm.inpaint(model, image, torch.ones(8, 8, dtype=torch.bool))
     with pytest.raises(ValueError, match="mask must be"):
         ddpm.inpaint(model, image, torch.ones(4, 4, dtype=torch.bool))
+
+
+def test_recipes_refuse_labels_masks_and_batches_that_do_not_match(tiny_model):
+    model, two, mask = tiny_model(), images(2), square_mask()
+    for call, message in [
+        (lambda: ddpm.sdedit(model, images(1), [0.5], labels=["one", "two"]), "2 labels for 1 images"),
+        (lambda: ddpm.anagram(model, [(["one", "two", "zero"], "identity"), ("two", "flip_v")], n=2),
+         "3 labels for 2 images"),
+        (lambda: ddpm.hybrid(model, ["one", "two"], "zero", n=1), "2 labels for 1 images"),
+        (lambda: ddpm.inpaint(model, images(1), mask.expand(2, 8, 8)), "2 masks for 1 images"),
+        (lambda: ddpm.inpaint(model, images(1), None), "no mask"),
+        (lambda: ddpm.inpaint(model, images(1), mask, jump_length=-1, jump_n_sample=3), "jump_length >= 0"),
+        (lambda: ddpm.inpaint(model, images(1), mask, jump_length=2, jump_n_sample=0), "jump_n_sample >= 1"),
+        (lambda: ddpm.sdedit(model, images(1)[:0], [0.5]), "batch size must be between 1 and 256, got 0"),
+        (lambda: ddpm.generate(model, None, n=0), "batch size must be between 1 and 256, got 0"),
+        (lambda: ddpm.generate(model, ["one", "two"], n=3), "n=3 but 2 labels"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            call()
+    assert ddpm.inpaint(model, two, torch.stack([mask, mask.flip(0)]), labels=["one", "two"]).x.shape[0] == 2
+
+
+def test_generate_takes_one_name_an_index_tensor_or_a_list(tiny_model):
+    model = tiny_model()
+    one = ddpm.generate(model, "two", settings=ddpm.Settings(steps=2)).run()  # a name, not three letters
+    assert one.shape[0] == 1 and torch.equal(one, ddpm.generate(model, ["two"], settings=ddpm.Settings(steps=2)).run())
+    for labels in (torch.tensor([0, 2]), np.array([0, 2]), ["zero", 2], ("zero", "two")):
+        a = ddpm.generate(model, labels, settings=ddpm.Settings(steps=2)).run()
+        b = ddpm.generate(model, ["zero", "two"], settings=ddpm.Settings(steps=2)).run()
+        assert torch.equal(a, b), labels
 
 
 def test_repaint_jumps_need_a_sampler_that_can_go_back(tiny_model):
