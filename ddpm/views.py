@@ -128,8 +128,9 @@ class PatchPermute(View):
         return f"PatchPermute(patch={self.patch}, seed={self.seed})"
 
     def check(self, height, width):
-        if height % self.patch or width % self.patch:
-            raise ValueError(f"patch size {self.patch} must divide the image size {height}x{width}; "
+        if height % self.patch or width % self.patch or self.patch >= max(height, width):
+            whole = " and be smaller (one tile is no jigsaw)" if self.patch >= max(height, width) else ""
+            raise ValueError(f"patch size {self.patch} must divide the image size {height}x{width}{whole}; "
                              f"try one of {divisors(math.gcd(height, width))}")
 
     def _perm(self, n: int) -> torch.Tensor:

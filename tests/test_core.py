@@ -333,6 +333,8 @@ def test_views_reject_sizes_they_cannot_act_on():
         ddpm.get_view("patches:5")(torch.zeros(1, 1, 28, 28))
     with pytest.raises(ValueError, match="must divide"):
         ddpm.get_view("patches:5").check(28, 28)
+    with pytest.raises(ValueError, match=r"and be smaller \(one tile is no jigsaw\); try one of \[2, 4, 7, 14\]"):
+        ddpm.get_view("patches:28").check(28, 28)
     for name in ("rot90", "rot270", "transpose"):
         with pytest.raises(ValueError, match="square"):
             ddpm.get_view(name).check(28, 32)
