@@ -152,7 +152,7 @@ def _classes(model: ddpm.DiffusionModel, value) -> list[str]:
     if model.conditional:
         if not names:
             raise ValueError("pick at least one class")
-        names = _canonical(model, names)
+        names = list(dict.fromkeys(_canonical(model, names)))  # a class picked twice ("A", "a", "0") is one
     return names
 
 
