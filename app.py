@@ -93,8 +93,11 @@ def user_errors(fn):
 def _int(value, lo: int, hi: int, what: str) -> int:
     """A whole number in [lo, hi]; ints and digit strings stay exact (a 19-digit seed), 3.0 and "3.0" pass."""
     number = value
-    if isinstance(number, str) and number.strip().lstrip("+-").isdigit():
-        number = int(number)
+    if isinstance(number, str):
+        try:
+            number = int(number)
+        except ValueError:
+            pass  # "3.0", "1e3", "x": as a float below
     if not isinstance(number, int):
         try:
             number = float(number)
@@ -409,7 +412,6 @@ class Lab:
         model, s = self.model(model, session), settings(sampler, steps, guidance, seed)
         return model, s, None if count is None else _int(count, 1, MAX_IMAGES, "number of images")
 
-    @user_errors
     @user_errors
     def select_model(self, name, session):
         """Model box changed: load it if needed and describe it."""

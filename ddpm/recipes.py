@@ -7,7 +7,6 @@ or indices (see ``DiffusionModel.label_ids``), or None for unconditional samplin
 from __future__ import annotations
 
 import math
-
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import partial
