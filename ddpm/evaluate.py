@@ -593,6 +593,12 @@ def write_card(folder: Path, model: DiffusionModel, rows: Sequence[dict], comman
         raise ValueError("--write-card: the card's table reports class accuracy, which an unconditional model lacks")
     config = json.loads((folder / CONFIG_NAME).read_text())
     before = config.get("metrics", {})
+    for row in rows:  # a quick check (--n 20) must not overwrite a card's 1,000-sample figures
+        for kept in before.get("rows", []):
+            if kept["setting"] == row["setting"] and kept.get("n", 0) > row["n"]:
+                raise ValueError(f"--write-card would replace the card's row {row['setting']!r}, measured on "
+                                 f"{kept['n']} samples, with one on {row['n']}: measure with --n {kept['n']} or more "
+                                 f"(nothing was written)")
     old = [{"command": before.get("command", ""), **row} for row in before.get("rows", [])]
     metrics = _json_safe({"rows": merge_rows(old, [{**row, "command": command} for row in rows])})
     config["metrics"] = metrics
@@ -654,7 +660,11 @@ def run(args: argparse.Namespace) -> int:
     if per_class := format_class_table(rows):
         print("\nclass accuracy per class:\n" + per_class)
     if folder is not None:
-        write_card(folder, model, rows, command_line(args))
+        try:
+            write_card(folder, model, rows, command_line(args))
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         print(f"wrote the metrics into {folder / 'config.json'} and {folder / 'README.md'}")
     return 0
 

@@ -309,5 +309,10 @@ def test_write_card(tmp_path, tiny_model):
     ev.write_card(folder, ddpm.load(folder), [{**judged, "setting": "ddpm 1000 steps, guidance 2"}], "cmd E")
     card = (folder / "README.md").read_text()
     assert "Evaluation classifier: `k1` (test accuracy 0.99).\n" in card  # one classifier for every row
+    card = (folder / "README.md").read_text()
+    with pytest.raises(ValueError, match=r"would replace the card's row 'ddim 2 steps, guidance 2', measured on 8 "
+                                         r"samples, with one on 4: measure with --n 8 or more \(nothing was written\)"):
+        ev.write_card(folder, ddpm.load(folder), [{**judged, "n": 4, "fid": 9.0}], "cmd F")
+    assert (folder / "README.md").read_text() == card
     with pytest.raises(ValueError, match="bundled or local"):
         ev.local_folder(str(tmp_path / "missing"))
