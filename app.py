@@ -430,21 +430,16 @@ class Lab:
         per_class = _int(per_class, 1, MAX_PER_CLASS, "images per class")
         labels, captions, ncol = _layout(model, _classes(model, classes), per_class)
         job = ddpm.generate(model, labels, n=None if labels else per_class, settings=s)
-        recorder, scale = ddpm.Recorder(every=_every(job)), _scale(model) // 2
-        start = last = time.perf_counter()
-        for step in job:
-            recorder(step)
-            progress((step.index + 1, step.total), desc="denoising")
-            if step.index == 0 or time.perf_counter() - last >= PREVIEW_SECONDS:
-                last = time.perf_counter()
-                yield (im.captioned_grid(step.x0, captions, ncol, scale), None if step.index == 0 else gr.skip(),
-                       f"step {step.index + 1}/{step.total} · t = {step.t}{SO_FAR}", gr.skip())
+        scale, start = _scale(model) // 2, time.perf_counter()
+        x, frames = yield from stream_job(job, ticker(progress), lambda step, status, first: (
+            im.captioned_grid(step.x0, captions, ncol, scale), None if first else gr.skip(), status + SO_FAR,
+            gr.skip()))
         seconds = time.perf_counter() - start
-        grid, frames = im.captioned_grid(step.x_next, captions, ncol, scale), recorder.frames()
-        files = _save_downloads(grid, frames["x"], step.x_next, captions, ncol)
+        grid = im.captioned_grid(x, captions, ncol, scale)
+        files = _save_downloads(grid, frames["x"], x, captions, ncol)
         what = f"{plural(len(captions), 'image')} · {run_text(s)}"
         names = [f"{c} #{captions[:i].count(c) + 1}" for i, c in enumerate(captions)] if labels else captions
-        run = Run(f"Generate · {model.name} · {what}", tracks_from(frames, names, step.x_next), len(captions))
+        run = Run(f"Generate · {model.name} · {what}", tracks_from(frames, names, x), len(captions))
         yield grid, files, f"Done: {model.name} · {what} · {seconds:.1f} s", run
 
     # -- Forward process
@@ -483,7 +478,7 @@ class Lab:
             progress((done, total), desc="denoising")
         for level, job in zip(levels, jobs, strict=True):
             start_t = job.plan[0]
-            x, frames = yield from stream_job(job, tick, lambda status, first: (  # the strengths done so far
+            x, frames = yield from stream_job(job, tick, lambda step, status, first: (  # the strengths done so far
                 list(results), seen, f"strength {level:g}: {status}", gr.skip()))
             caption = f"strength {level:g} (from t={start_t})" if start_t >= 0 else f"strength {level:g} (input)"
             results.append((im.to_display(x[0], _scale(model)), f"{level:g}"))
@@ -509,7 +504,7 @@ class Lab:
         k = _scale(model)
         seen = im.mask_overlay(x0, mask, k)
         jumps = f" (RePaint: {s.steps} steps, going back to redo stretches)" if repaint else ""
-        x, frames = yield from stream_job(job, ticker(progress), lambda status, first: (
+        x, frames = yield from stream_job(job, ticker(progress), lambda step, status, first: (
             seen, None if first else gr.skip(), status + jumps, gr.skip()))
         captions = [f"#{i + 1}" for i in range(n)]
         what = (f"{int(mask.sum())} of {mask.size} pixels · target {NONE if label is None else label}"
@@ -526,8 +521,8 @@ class Lab:
         a, b = _target(model, class_a), _target(model, class_b)
         v = ddpm.get_view(view)
         job = ddpm.anagram(model, [(a, "identity"), (b, v)], n=n, settings=s)
-        x, frames = yield from stream_job(job, ticker(progress),
-                                          lambda status, first: (None if first else gr.skip(), status, gr.skip()))
+        x, frames = yield from stream_job(job, ticker(progress), lambda step, status, first: (
+            None if first else gr.skip(), status, gr.skip()))
         pairs = torch.stack([x, v(x)], 1).flatten(0, 1)
         captions = [c for _ in range(n) for c in (f"{a or 'any'} · as is", f"{b or 'any'} · {_view_label(view)}")]
         what = f"{a or 'any'} / {b or 'any'} {v.spec} · {run_text(s)}"
@@ -541,7 +536,7 @@ class Lab:
         sigma = _float(sigma, 0.1, model.image_size, "blur sigma")
         low, high = _target(model, low), _target(model, high)
         job = ddpm.hybrid(model, low, high, sigma=sigma, n=n, settings=s)
-        x, frames = yield from stream_job(job, ticker(progress), lambda status, first: (
+        x, frames = yield from stream_job(job, ticker(progress), lambda step, status, first: (
             *([None, None] if first else [gr.skip(), gr.skip()]), status, gr.skip()))
         captions = [f"#{i + 1}" for i in range(n)]
         what = f"{low or 'any'} from afar, {high or 'any'} up close · sigma {sigma:g} · {run_text(s)}"
@@ -554,14 +549,14 @@ class Lab:
 def stream_job(job: ddpm.Job, tick, pending) -> Generator[tuple, None, tuple[torch.Tensor, dict]]:
     """Run a job inside a handler's generator (``x, frames = yield from stream_job(...)``): ``tick(step)`` after
     every step, and now and then (the first step, then at most every PREVIEW_SECONDS) it yields the handler's
-    outputs ``pending(status, first)`` for a "step k/N" status. Those yields are where a Stop takes effect.
-    Returns the result and the recorded frames."""
+    outputs ``pending(step, status, first)`` for a "step k/N" status (and, for a preview, the step's x0). Those
+    yields are where a Stop takes effect. Returns the result and the recorded frames."""
     recorder, last = ddpm.Recorder(every=_every(job)), None
     for step in job:
         recorder(step)
         tick(step)
         if last is None or time.perf_counter() - last >= PREVIEW_SECONDS:
-            yield pending(f"step {step.index + 1}/{step.total} · t = {step.t}", last is None)
+            yield pending(step, f"step {step.index + 1}/{step.total} · t = {step.t}", last is None)
             last = time.perf_counter()
     return step.x_next, recorder.frames()
 
@@ -1108,8 +1103,8 @@ def _tab_illusions(ui: UI):
 
 def illusion_after_switch(model: ddpm.DiffusionModel, table: dict, tail, a, b, third, views: bool = False) -> tuple:
     """An illusion's (class A, class B, transform or blur) once the Model box shows ``model``: kept while
-    both classes (and, given ``views``, the transform) fit it (so an example that sets model and classes together keeps all
-    three), else the model's first preset, all three together: a transform chosen for one pair of classes
+    both classes (and, given ``views``, the transform) fit it (so an example that sets model and classes
+    together keeps all three), else the model's first preset, all three together: a transform chosen for one pair of classes
     never stays behind with another pair."""
     names = class_names(model)
     fits = a in names and b in names and (not views or third in {v for _, v in _view_choices(model)})

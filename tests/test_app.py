@@ -362,7 +362,8 @@ def test_a_grid_of_many_classes_keeps_each_class_in_one_row_and_stays_wide(class
 def test_runs_keep_at_most_max_frames_and_render_data_uris(models):
     model = models["mnist"]
     job = ddpm.generate(model, ["1", "2"], settings=ddpm.Settings(sampler="ddpm", steps=150))
-    ticks, run_job = [], app.stream_job(job, lambda step: ticks.append(step.index), lambda status, first: (status, first))
+    ticks, run_job = [], app.stream_job(job, lambda step: ticks.append(step.index),
+                                       lambda step, status, first: (status, first))
     assert next(run_job) == ("step 1/150 · t = 999", True), "the first step is reported at once"
     with pytest.raises(StopIteration) as done:
         while True:
