@@ -694,9 +694,7 @@ def sketch_input(elem_id: str, value, label: str) -> gr.ImageEditor:
 
 def class_names(model: ddpm.DiffusionModel) -> list[str]:
     """The names a class dropdown offers ([] for an unconditional model)."""
-    if not model.conditional:
-        return []
-    return list(model.class_names or [str(i) for i in range(model.denoiser.num_classes)])
+    return model.classes
 
 
 def _follow_model(ui: UI, box, choices_of, default_of, multiselect: bool = False) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_model, save_model
 
+from .defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, MAX_GUIDANCE
 from .device import pick_device
 from .models import Denoiser, UnconditionalDenoiser, from_config
 from .schedule import NoiseSchedule
@@ -73,16 +74,12 @@ class DiffusionModel:
     def default_guidance(self) -> float:
         """The guidance scale this model samples best at: its config's ``"sampling": {"guidance": G}``,
         chosen from a measured sweep, else the library's ``DEFAULT_GUIDANCE``."""
-        from .recipes import DEFAULT_GUIDANCE
-
         return float(self.meta.get("sampling", {}).get("guidance", DEFAULT_GUIDANCE))
 
     @property
     def default_sampler(self) -> str:
         """The sampler this model samples best with: its config's ``"sampling": {"sampler": S}``, chosen
         from measured rows, else the library's ``DEFAULT_SAMPLER``."""
-        from .recipes import DEFAULT_SAMPLER
-
         return str(self.meta.get("sampling", {}).get("sampler", DEFAULT_SAMPLER))
 
     @property
@@ -104,11 +101,18 @@ class DiffusionModel:
             self._compiled = torch.compile(self.denoiser)
         return self._compiled
 
+    @property
+    def classes(self) -> list[str]:
+        """The class names, ``"0"``, ``"1"``, ... where the checkpoint names none; [] for an unconditional model."""
+        if not self.conditional:
+            return []
+        return list(self.class_names or [str(i) for i in range(self.denoiser.num_classes)])
+
     def label_ids(self, labels) -> list[int]:
         """Class names or indices (mixed, any case for names) -> indices. Raises ValueError on unknown ones."""
         if not self.conditional:
             raise ValueError(f"model {self.name!r} is unconditional: it takes no class labels")
-        names = self.class_names or [str(i) for i in range(self.denoiser.num_classes)]
+        names = self.classes
         lookup = {n.lower(): i for i, n in enumerate(names)}
         ids = []
         for label in labels:
@@ -252,7 +256,6 @@ def _load_ours(folder: Path, config: dict) -> DiffusionModel:
 
 def _check_sampling(folder: Path, sampling) -> None:
     """A config's ``"sampling"`` defaults must be usable, or loading says which line is wrong."""
-    from .recipes import MAX_GUIDANCE
     from .schedule import SAMPLERS
 
     def good(key, value) -> bool:

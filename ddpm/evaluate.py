@@ -497,7 +497,7 @@ def evaluate(model: DiffusionModel, settings_list: Sequence[Settings], n: int = 
         log(f"note: the test split has {len(test_images)} images, so the floor uses {len(probe)} "
             f"real images, not n = {n}: it is biased upward relative to the generated rows")
 
-    names = (model.class_names or [str(k) for k in range(model.denoiser.num_classes)]) if model.conditional else []
+    names = model.classes
     real_per_class = (class_accuracies(real_predicted, real_labels, len(names))
                       if names and test_labels is not None else [])
 
