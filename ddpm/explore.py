@@ -137,7 +137,7 @@ class Branch:
         for _ in range(self.at_step):
             step = next(steps)
             x = step.x_next
-            yield step
+            yield step if self.tail is None else replace(step, total=self.num_model_steps)
         if self.tail is None:  # the same sampler (and its multistep history) goes on: swap what changed
             if self.swap_estimate:
                 self.original.eps_fn = self.after.eps_fn
