@@ -40,14 +40,18 @@ class Step:
 
 @dataclass
 class Job:
-    """Everything one run of the loop needs. Iterate it for steps, or ``run()`` it for the result."""
+    """Everything one run of the loop needs. Iterate it for steps, or ``run()`` it for the result.
+
+    The loop reads ``eps_fn``, ``generator`` and ``project`` at every step, so they may be swapped between
+    steps (``ddpm.explore.branch`` changes the class that way, keeping the sampler and its history).
+    """
 
     eps_fn: EpsFn
     sampler: Sampler
     schedule: NoiseSchedule
     x: torch.Tensor                  # starting x at plan[0]
     plan: list[int]                  # timesteps, noisiest first, ending at -1
-    generator: torch.Generator
+    generator: torch.Generator       # or one per row (diffusers draws row i from the i-th); not with jumps
     project: Projection | None = None  # applied to x_next after each move (inpainting)
     started: bool = field(default=False, init=False, repr=False)
 

@@ -41,11 +41,11 @@ def test_image_seeds_differ_between_images_and_between_seeds_and_are_not_shifted
 def test_each_image_is_its_own_one_image_run_whatever_the_batch(tiny_model, sampler):
     model, s = tiny_model(), settings(sampler)
     labels = ["zero", "one", "two", "one", "zero"]
-    together, x = frames(generate_each(model, labels, settings=s))[0], None
+    each = generate_each(model, labels, settings=s)
+    start, together = each.x, each.run()
     for i, label in enumerate(labels):  # image i == the one-image run with image i's seed, noise stream included
         job = ddpm.generate(model, [label], settings=s.with_(seed=image_seed(s.seed, i)))
-        x = generate_each(model, labels, settings=s).x[i]
-        assert torch.equal(job.x[0], x)
+        assert torch.equal(job.x[0], start[i])
         torch.testing.assert_close(job.run()[0], together[i], rtol=0, atol=1e-5)
     for batch in (1, 2, 5):
         torch.testing.assert_close(sample_batches(model, labels, s, batch=batch), together, rtol=0, atol=1e-5)
