@@ -286,7 +286,7 @@ class Comparison:
         device = job.x.device
         y = None
         if self.model.conditional and self.labels is not None:
-            y = torch.tensor(self.model.label_ids(list(self.labels)), dtype=torch.long).repeat(len(variants))
+            y = _label_ids(self.model, self.labels).repeat(len(variants))
         scales = torch.tensor([v.guidance for v in variants for _ in range(rows)], device=device).view(-1, 1, 1, 1)
         s = variants[0]
         job.eps_fn = noise_estimate(self.model.denoiser, y, scales, s.dtype, self.model.compiled() if s.compile else None)
@@ -329,7 +329,7 @@ class Comparison:
     def _accuracy(self, images: torch.Tensor) -> float | None:
         if self.classifier is None or self.labels is None or not self.model.conditional:
             return None
-        y = torch.tensor(self.model.label_ids(list(self.labels)))
+        y = _label_ids(self.model, self.labels)
         predicted = self.classifier(images.to(_device_of(self.classifier, images))).argmax(-1).cpu()
         return float((predicted == y).float().mean())
 
@@ -353,6 +353,10 @@ def compare(model: DiffusionModel, labels: Sequence | None, variants: Sequence[S
     ``column.recorder``.
     """
     return Comparison(model, labels, variants, n, classifier, record_every)
+
+
+def _label_ids(model: DiffusionModel, labels) -> torch.Tensor:
+    return torch.tensor(model.label_ids(labels.tolist() if hasattr(labels, "tolist") else list(labels)), dtype=torch.long)
 
 
 # -- 4. watch the class form ------------------------------------------------------------------------------------
