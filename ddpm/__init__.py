@@ -13,13 +13,24 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _version
+from pathlib import Path
 
-try:
-    __version__ = _version("ddpm")
-except PackageNotFoundError:  # a source checkout that was never installed: pyproject.toml's version
-    __version__ = "0.5.0"
+DISTRIBUTION = "diffusion-lab"  # what pip installs (pyproject.toml's name); imported as ddpm
+
+
+def _version() -> str:
+    """pyproject.toml's version: read from the file in a source checkout, from the metadata once installed."""
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    if pyproject.is_file():
+        import tomllib
+
+        return tomllib.loads(pyproject.read_text())["project"]["version"]
+    from importlib.metadata import version
+
+    return version(DISTRIBUTION)
+
+
+__version__ = _version()
 
 # public name -> the module that defines it
 _EXPORTS = {
