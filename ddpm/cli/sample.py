@@ -43,7 +43,6 @@ def for_model(settings, args, model):
     return settings.with_(**own)
 
 
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``python -m ddpm sample``."""
     p.add_argument("--model", required=True, help="bundled name (mnist, fashion, letters, emoji), folder, or Hub id")
