@@ -6,8 +6,8 @@ with t uniform over [0, T-1] and y replaced by the null label with probability `
 one network learns both the conditional and the unconditional estimate classifier-free guidance
 needs). AdamW, warmup + cosine learning rate, EMA weights, gradient clipping.
 
-The run's settings are a :class:`~ddpm.train_config.TrainConfig` (``ddpm.train_config``). Everything lives under ``out_dir``: ``state/`` (resumable: weights, EMA, optimizer, step, losses),
-``samples/step_XXXXXXX.png`` grids, ``loss.png`` and, at the end, ``final/`` (a ddpm checkpoint of
+The run's settings are a :class:`~ddpm.train_config.TrainConfig`. Everything lives under ``out_dir``:
+``state/`` (resumable: weights, EMA, optimizer, step, losses), ``samples/step_XXXXXXX.png`` grids, ``loss.png`` and, at the end, ``final/`` (a ddpm checkpoint of
 the EMA weights with config and model card). Re-running the same command resumes.
 
 ``init_from`` starts a run from a finished checkpoint instead of from noise, for when its training

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from .argtypes import comma_list
 
-
 CONFIG_DIR = Path(__file__).parent / "configs"
 TYPE_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "a string",
               "tuple[int, ...]": "a list of whole numbers", "tuple[bool, ...]": "a list of true/false"}
