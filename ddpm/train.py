@@ -7,8 +7,9 @@ one network learns both the conditional and the unconditional estimate classifie
 needs). AdamW, warmup + cosine learning rate, EMA weights, gradient clipping.
 
 The run's settings are a :class:`~ddpm.train_config.TrainConfig`. Everything lives under ``out_dir``:
-``state/`` (resumable: weights, EMA, optimizer, step, losses), ``samples/step_XXXXXXX.png`` grids, ``loss.png`` and, at the end, ``final/`` (a ddpm checkpoint of
-the EMA weights with config and model card). Re-running the same command resumes.
+``state/`` (resumable: weights, EMA, optimizer, step, losses), ``samples/step_XXXXXXX.png`` grids,
+``loss.png`` and, at the end, ``final/`` (a ddpm checkpoint of the EMA weights with config and model
+card). Re-running the same command resumes.
 
 ``init_from`` starts a run from a finished checkpoint instead of from noise, for when its training
 state is gone (a bundled model, one from the Hub): the weights (and so the EMA) start there, the
