@@ -29,14 +29,14 @@ def _model(name: str | None):
     from .checkpoint import DiffusionModel, load
     from .models import build
     from .schedule import NoiseSchedule
+    from .testing import nudge_weights
 
     if name:
         return load(name)
     torch.manual_seed(0)
     denoiser = build("scratch", image_size=28, channels=1, num_classes=10, widths=(32, 64, 64),
                      attention=(False, False, True), layers_per_block=2)
-    for p in denoiser.parameters():  # the zero-initialised output layers would make every mode agree trivially
-        p.data.add_(0.02 * torch.randn_like(p))
+    nudge_weights(denoiser, 0.02)  # the zero-initialised output layers would make every mode agree trivially
     return DiffusionModel(denoiser.eval(), NoiseSchedule(), [str(i) for i in range(10)], "random", name="random-28px")
 
 
@@ -77,7 +77,10 @@ def run(args) -> int:
 # -- training ------------------------------------------------------------------------------------------
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="a training config: TOML file or bundled name (mnist, fashion, letters, emoji)")
-    from .cli import _comma_list, _nonneg_int, _positive_int, add_config_overrides
+    from .argtypes import comma_list as _comma_list
+    from .argtypes import nonneg_int as _nonneg_int
+    from .argtypes import positive_int as _positive_int
+    from .train_config import add_config_overrides
 
     p.add_argument("--batch-sizes", type=_comma_list(int), default=(),
                    help="comma-separated, e.g. 64,256,1024 (default: the config's)")
@@ -94,10 +97,10 @@ def run_train(args) -> int:
     on random images of the config's dataset shape (no data needed), and images per second."""
     import tempfile
 
-    from .cli import config_from_args
     from .data import dataset_info
     from .device import synchronize
-    from .train import COMPILE_MODES, TrainConfig, Trainer
+    from .train import Trainer
+    from .train_config import COMPILE_MODES, TrainConfig, config_from_args
 
     modes = args.modes.split(",")
     known = {"eager", "compile", *(f"compile:{m}" for m in COMPILE_MODES)}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .checkpoint import DiffusionModel
+from .tables import format_class_table
 
 
 def model_card(model: DiffusionModel) -> str:
@@ -47,8 +48,6 @@ def model_card(model: DiffusionModel) -> str:
         for row in rows:
             lines.append(f"| {row['setting']} | {row['n']} | {row['accuracy']:.3f} | {row['fid']:.2f} | "
                          f"{row['fid_floor']:.2f} |")
-        from .evaluate import format_class_table
-
         if per_class := format_class_table(rows):
             lines += ["", "Class accuracy per class:", "", per_class]
         judges = list(dict.fromkeys((row["classifier"]["key"], row["classifier"]["test_accuracy"])

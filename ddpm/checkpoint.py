@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_model, save_model
 
-from .defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, MAX_GUIDANCE
+from .defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, MAX_GUIDANCE, checkpoints_dir
 from .device import pick_device
 from .models import Denoiser, UnconditionalDenoiser, from_config
 from .schedule import NoiseSchedule
@@ -36,7 +36,7 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CHECKPOINTS_DIR = REPO_ROOT / "checkpoints"
+CHECKPOINTS_DIR = checkpoints_dir()  # <repo>/checkpoints, or ddpm/checkpoints once installed
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.bin", "*.md"]  # when the repository's listing is out of reach
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # How a checkpoint may store its floating-point weights. float16 halves the file (a Space's git takes

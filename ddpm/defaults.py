@@ -1,5 +1,10 @@
-"""The library's sampling defaults and limits: a leaf module (imports nothing of ours), so the checkpoint,
-the recipes, the CLI and the app read the same numbers without importing each other."""
+"""The library's defaults and limits, and where its bundled checkpoints live: a leaf module (it imports
+nothing of ours, nor torch), so the checkpoint, the recipes, the command line and the app read the same
+values without importing each other, and ``python -m ddpm --help`` answers without loading torch."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
 
 MAX_BATCH = 256
 MAX_GUIDANCE = 30.0
@@ -9,3 +14,23 @@ DEFAULT_STEPS = 20
 # past 1.5 samples get more typical and less varied, with no accuracy left to gain.
 DEFAULT_GUIDANCE = 1.5
 DEFAULT_SAMPLER = "dpm++"  # a model's config may name its own ("sampling": {"sampler": ...})
+# The sampler names ``ddpm.schedule`` implements (its ``SAMPLERS`` must list the same: a test checks it).
+SAMPLERS = ("ddpm", "ddim", "dpm++", "dpm++sde")
+EVALUATE_BATCH = 250  # images a batch while ``evaluate`` samples
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+CHECKPOINTS_ENV = "DDPM_CHECKPOINTS"
+
+
+def checkpoints_dir() -> Path:
+    """Where the bundled checkpoints live: ``$DDPM_CHECKPOINTS`` if set; else ``ddpm/checkpoints`` in an
+    installed package (``pip install`` puts them there); else ``<repo>/checkpoints`` of a source checkout."""
+    if env := os.environ.get(CHECKPOINTS_ENV):
+        return Path(env).expanduser()
+    installed = PACKAGE_DIR / "checkpoints"
+    return installed if installed.is_dir() else PACKAGE_DIR.parent / "checkpoints"
+
+
+def installed() -> bool:
+    """True when this ddpm runs from an installed package (site-packages), not from a source checkout."""
+    return bool({"site-packages", "dist-packages"} & set(PACKAGE_DIR.parts))

@@ -6,9 +6,10 @@ with t uniform over [0, T-1] and y replaced by the null label with probability `
 one network learns both the conditional and the unconditional estimate classifier-free guidance
 needs). AdamW, warmup + cosine learning rate, EMA weights, gradient clipping.
 
-Everything lives under ``out_dir``: ``state/`` (resumable: weights, EMA, optimizer, step, losses),
-``samples/step_XXXXXXX.png`` grids, ``loss.png`` and, at the end, ``final/`` (a ddpm checkpoint of
-the EMA weights with config and model card). Re-running the same command resumes.
+The run's settings are a :class:`~ddpm.train_config.TrainConfig`. Everything lives under ``out_dir``:
+``state/`` (resumable: weights, EMA, optimizer, step, losses), ``samples/step_XXXXXXX.png`` grids,
+``loss.png`` and, at the end, ``final/`` (a ddpm checkpoint of the EMA weights with config and model
+card). Re-running the same command resumes.
 
 ``init_from`` starts a run from a finished checkpoint instead of from noise, for when its training
 state is gone (a bundled model, one from the Hub): the weights (and so the EMA) start there, the
@@ -17,129 +18,32 @@ cosine decay over the remaining ``steps - start``.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import shutil
 import time
-import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_model, save_model
 from tqdm.auto import tqdm
 
-from .checkpoint import DiffusionModel
+from . import data as datasets
+from . import recipes
+from .card import model_card
+from .checkpoint import DiffusionModel, load
 from .device import cpu, generator
+from .images import save_grid
 from .models import build
 from .schedule import NoiseSchedule
+from .train_config import TrainConfig
 
-CONFIG_DIR = Path(__file__).parent / "configs"
 # what a run's saved state must share with its config to resume it (the rest may change between calls)
 SHAPE_SETTINGS = ("dataset", "family", "widths", "attention", "layers_per_block", "class_emb_size", "schedule",
                   "num_timesteps")
-TYPE_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "a string",
-              "tuple[int, ...]": "a list of whole numbers", "tuple[bool, ...]": "a list of true/false"}
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-
-
-@dataclass
-class TrainConfig:
-    name: str = "model"
-    dataset: str = "mnist"
-    family: str = "scratch"
-    widths: tuple[int, ...] = (32, 64, 64)
-    attention: tuple[bool, ...] = (False, True, True)
-    layers_per_block: int = 2
-    class_emb_size: int = 4
-    dropout: float = 0.0
-    schedule: str = "linear"
-    num_timesteps: int = 1000
-    steps: int = 20000
-    batch_size: int = 128
-    lr: float = 2e-3
-    warmup: int = 500
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999
-    p_uncond: float = 0.1
-    balance_classes: bool = False
-    mixed_precision: str = "no"        # "no", "bf16" or "fp16" (accelerate's names)
-    seed: int = 0
-    log_every: int = 50
-    sample_every: int = 2000
-    checkpoint_every: int = 500
-    checkpoint_minutes: float = 5.0
-    out_dir: str = ""                  # default: runs/<name>
-    data_root: str = ""                # default: ddpm.data.data_root()
-    max_train_images: int = 0          # 0: all (tests use a handful)
-    init_from: str = ""                # a ddpm checkpoint (folder, bundled name, Hub id) to continue from
-    weights_dtype: str = "float32"     # how the exported checkpoint stores its weights: float32 or float16
-    compile: bool = False              # torch.compile the training forward (fewer, fused kernels on a GPU)
-    compile_mode: str = "default"      # torch.compile's mode; "reduce-overhead" adds CUDA graphs (GPU)
-
-    def __post_init__(self):
-        for f in fields(self):  # a TOML value of the wrong kind ("ten" steps) is named here, not deep in a run
-            value, kind = getattr(self, f.name), str(f.type)
-            item = {"tuple[int, ...]": int, "tuple[bool, ...]": bool}.get(kind)
-            if item is not None:
-                ok = isinstance(value, (list, tuple)) and all(isinstance(v, item) and (item is bool or not
-                                                                isinstance(v, bool)) for v in value)
-            else:
-                want = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}[kind]
-                ok = isinstance(value, want) and (kind == "bool" or not isinstance(value, bool))
-            if not ok:
-                raise ValueError(f"{f.name} should be {TYPE_WORDS[kind]}, got {value!r}")
-        self.widths = tuple(self.widths)
-        self.attention = tuple(self.attention)
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError("steps and batch_size must be positive")
-        at_least = {"layers_per_block": 1, "num_timesteps": 2, "log_every": 1, "checkpoint_every": 1, "warmup": 0,
-                    "sample_every": 0, "max_train_images": 0, "class_emb_size": 1}
-        for name, low in at_least.items():
-            if getattr(self, name) < low:
-                raise ValueError(f"{name} must be at least {low}, got {getattr(self, name)}")
-        if not (self.lr > 0 and 0 <= self.ema_decay < 1 and 0 <= self.dropout < 1 and self.weight_decay >= 0
-                and self.grad_clip >= 0 and self.checkpoint_minutes > 0):
-            raise ValueError(f"need lr > 0 (got {self.lr}), ema_decay and dropout in [0, 1) (got {self.ema_decay}, "
-                             f"{self.dropout}), weight_decay and grad_clip >= 0 (got {self.weight_decay}, "
-                             f"{self.grad_clip}), checkpoint_minutes > 0 (got {self.checkpoint_minutes})")
-        if not self.widths or min(self.widths) < 1 or len(self.attention) != len(self.widths):
-            raise ValueError(f"widths {list(self.widths)} need one attention flag each (got "
-                             f"{len(self.attention)}: {list(self.attention)}), and every width must be positive")
-        if not 0 <= self.p_uncond < 1:
-            raise ValueError(f"p_uncond must be in [0, 1), got {self.p_uncond}")
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise ValueError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
-        if self.compile_mode not in COMPILE_MODES:
-            raise ValueError(f"compile_mode must be one of {', '.join(COMPILE_MODES)}, got {self.compile_mode!r}")
-        from .checkpoint import WEIGHT_DTYPES
-
-        if self.weights_dtype not in WEIGHT_DTYPES:
-            raise ValueError(f"weights_dtype must be one of {', '.join(WEIGHT_DTYPES)}, got {self.weights_dtype!r}")
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.out_dir or Path("runs") / self.name)
-
-    @classmethod
-    def from_file(cls, path: str | Path, **overrides) -> TrainConfig:
-        """Read a TOML config (a bare name means ``ddpm/configs/<name>.toml``); overrides win."""
-        path = Path(path)
-        if not path.is_file() and path.name and (CONFIG_DIR / f"{path.name}.toml").exists():
-            path = CONFIG_DIR / f"{path.name}.toml"
-        if not path.is_file():
-            known = ", ".join(p.stem for p in sorted(CONFIG_DIR.glob("*.toml")))
-            raise FileNotFoundError(f"no training config {str(path)!r}; bundled ones: {known}")
-        try:
-            values = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as err:
-            raise ValueError(f"{path} is not valid TOML: {err}") from None
-        unknown = set(values) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"{path}: unknown setting(s) {sorted(unknown)}")
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
 
 
 def _plain(value):
@@ -176,7 +80,6 @@ class Trainer:
             c.run_dir.mkdir(parents=True, exist_ok=True)
         set_seed(c.seed)
         if images is None:
-            from . import data as datasets
             imageset = datasets.load(c.dataset, "train", Path(c.data_root) if c.data_root else None)
             images, labels, class_names = imageset.images, imageset.labels, list(imageset.class_names)
         if c.max_train_images:
@@ -236,7 +139,7 @@ class Trainer:
                 idx = torch.randperm(n, generator=g)
             for i in range(0, n - c.batch_size + 1, c.batch_size):
                 b = idx[i:i + c.batch_size].to(device)
-                yield self.images[b].float() / 127.5 - 1.0, self.labels[b], g_noise
+                yield datasets.to_model_range(self.images[b]), self.labels[b], g_noise
 
     # -- one step ---------------------------------------------------------------------------------
     def loss(self, x0: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -327,8 +230,6 @@ class Trainer:
 
     # -- saving -----------------------------------------------------------------------------------
     def save_state(self) -> None:
-        from safetensors.torch import save_model
-
         model = self.accelerator.unwrap_model(self.model)
 
         def write(folder: Path):
@@ -345,8 +246,6 @@ class Trainer:
 
     def _init_from(self, name_or_path: str) -> None:
         """Start from a finished checkpoint's weights: same family, shape and classes as this config."""
-        from .checkpoint import load
-
         source = load(name_or_path, device="cpu")
         mine = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
         theirs = {k: tuple(v.shape) for k, v in source.denoiser.state_dict().items()}
@@ -372,8 +271,6 @@ class Trainer:
         print(f"starting {self.config.name} from {name_or_path} at step {self.step}")
 
     def _resume(self) -> None:
-        from safetensors.torch import load_model
-
         state = self.config.run_dir / "state"
         if not (state / "train_state.json").is_file():
             return
@@ -401,8 +298,6 @@ class Trainer:
 
     def ema_model(self) -> DiffusionModel:
         """A DiffusionModel holding a copy of the EMA weights (the training model is untouched)."""
-        import copy
-
         denoiser = copy.deepcopy(self.accelerator.unwrap_model(self.model)).eval()
         self.ema.copy_to(denoiser.parameters())
         c = self.config
@@ -421,9 +316,6 @@ class Trainer:
 
     def write_progress(self) -> None:
         """A sample grid (one row per class, EMA weights) and the loss curve, as PNGs."""
-        from . import recipes
-        from .images import save_grid
-
         model = self.ema_model()
         per_class = 8
         classes = model.class_names[:16]
@@ -436,8 +328,6 @@ class Trainer:
 
     def export(self) -> Path:
         """Write the EMA weights as a ddpm checkpoint to ``<run_dir>/final``."""
-        from .card import model_card
-
         model = self.ema_model()
         folder = self.config.run_dir / "final"
         model.save(folder, card=model_card(model))

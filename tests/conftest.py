@@ -5,8 +5,11 @@ import pytest
 import torch
 
 import ddpm
+from ddpm.classifier import train_classifier
+from ddpm.testing import TINY_CLASSES, quadrant_images
+from ddpm.testing import tiny_model as make_tiny_model
 
-CLASS_NAMES = ["zero", "one", "two"]
+CLASS_NAMES = TINY_CLASSES
 
 # The test models are tiny: a second intra-op thread buys nothing, and on a busy 2-core machine its
 # spin-waiting made one 8x8 UNet forward take 600 ms instead of 9 ms.
@@ -15,24 +18,24 @@ torch.set_num_threads(1)
 
 @pytest.fixture
 def tiny_model():
-    """Factory ``tiny_model(family="scratch", image_size=8, schedule=None, seed=0) -> DiffusionModel``.
+    """Factory ``tiny_model(family="scratch", image_size=8, schedule=None, seed=0) -> DiffusionModel``:
+    ``ddpm.testing.tiny_model``, a 1-channel, 3-class model (``CLASS_NAMES``; unconditional for ``unet2d``)
+    with widths (8, 16), every weight nudged by seeded noise. The default schedule is linear, T = 50."""
+    return make_tiny_model
 
-    A 1-channel, 3-class model (``CLASS_NAMES``; unconditional for ``unet2d``) with widths (8, 16).
-    Every weight is nudged by seeded noise, because some layers start at zero (the scratch UNet's
-    output head would otherwise answer 0 for every input). The default schedule is linear, T = 50.
-    """
 
-    def make(family: str = "scratch", image_size: int = 8, schedule: ddpm.NoiseSchedule | None = None,
-             seed: int = 0) -> ddpm.DiffusionModel:
-        torch.manual_seed(seed)
-        denoiser = ddpm.build(family, image_size=image_size, channels=1, num_classes=len(CLASS_NAMES),
-                              widths=(8, 16), attention=(False, True), layers_per_block=1)
-        g = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for p in denoiser.parameters():
-                p.add_(0.1 * torch.randn(p.shape, generator=g))
-        names = CLASS_NAMES if denoiser.num_classes is not None else None
-        return ddpm.DiffusionModel(denoiser.eval(), schedule or ddpm.NoiseSchedule(num_timesteps=50),
-                                   class_names=names, name=f"tiny-{family}")
+@pytest.fixture(scope="session")
+def quadrant_classifier():
+    """A classifier of ``ddpm.testing.quadrant_images`` (16 px, 4 classes), trained once (3 epochs)."""
+    images, labels = quadrant_images(256)
+    return train_classifier(images, labels, 4, epochs=3, seed=0, batch_size=32, progress=False)
 
-    return make
+
+@pytest.fixture(scope="session")
+def quadrant_model():
+    """A 16 px model of the four quadrant classes "q0".."q3" (its weights as initialised, T = 50)."""
+    torch.manual_seed(0)
+    denoiser = ddpm.build("scratch", image_size=16, channels=1, num_classes=4, widths=(8, 16),
+                          attention=(False, False), layers_per_block=1).eval()
+    return ddpm.DiffusionModel(denoiser, ddpm.NoiseSchedule(num_timesteps=50), [f"q{k}" for k in range(4)],
+                               "toy", name="tiny")

@@ -33,6 +33,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
+from ..defaults import installed
 from .downloads import Log
 from .emoji import EMOJI_CATEGORIES, convert_emoji, download_emoji
 from .fashion import FASHION_CLASSES, convert_fashion, download_fashion
@@ -118,10 +119,13 @@ def dataset_info(name: str) -> DatasetInfo:
 
 
 def data_root() -> Path:
-    """Folder holding raw downloads and converted datasets: ``$DDPM_DATA`` or ``<repo>/data``."""
+    """Folder holding raw downloads and converted datasets: ``$DDPM_DATA``; else ``<repo>/data`` in a source
+    checkout, or ``~/.cache/ddpm/data`` (``$XDG_CACHE_HOME/ddpm/data``) for an installed package."""
     env = os.environ.get("DDPM_DATA")
     if env:
         return Path(env)
+    if installed():
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ddpm" / "data"
     return Path(__file__).resolve().parents[2] / "data"  # <repo>/ddpm/data/__init__.py -> <repo>/data
 
 

@@ -1,0 +1,71 @@
+"""``evaluate --write-card``: store measured rows in a checkpoint's ``config.json`` and regenerate its card.
+
+A card gathers rows from several runs (a slow DDPM-1000 run apart): a row replaces the stored one of the same
+setting, unless that one was measured on more samples.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import checkpoint
+from .card import model_card
+from .checkpoint import CARD_NAME, CONFIG_NAME, FORMAT, DiffusionModel
+
+
+def _json_safe(value):
+    """NaN and infinities -> None (JSON has neither), recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def local_folder(name_or_path: str) -> Path:
+    """The bundled or local ddpm checkpoint folder ``name_or_path`` names; ValueError for Hub ids
+    and diffusers folders, whose cards are not ours to write."""
+    text, bundled = str(name_or_path).strip(), checkpoint.CHECKPOINTS_DIR
+    folder = bundled / text if (bundled / text / CONFIG_NAME).is_file() else Path(text).expanduser()
+    if not (folder / CONFIG_NAME).is_file():
+        raise ValueError(f"--write-card needs a bundled or local checkpoint folder; {text!r} is neither")
+    if json.loads((folder / CONFIG_NAME).read_text()).get("format") != FORMAT:
+        raise ValueError(f"--write-card: {folder} is not a ddpm checkpoint ({FORMAT}), so it has no card to update")
+    return folder
+
+
+def merge_rows(old: Sequence[dict], new: Sequence[dict]) -> list[dict]:
+    """``old`` rows with each one that ``new`` measures again (same ``setting``) replaced in place,
+    then the rest of ``new``: a card can gather rows from several runs (a slow DDPM-1000 run apart)."""
+    fresh = {row["setting"]: row for row in new}
+    merged = [fresh.pop(row["setting"], row) for row in old]
+    return merged + [row for row in new if row["setting"] in fresh]
+
+
+def write_card(folder: Path, model: DiffusionModel, rows: Sequence[dict], command: str) -> Path:
+    """Merge ``rows`` (each tagged with the ``command`` that measured it) into ``"metrics"`` in
+    ``folder/config.json`` (see :func:`merge_rows`) and regenerate its README.md."""
+    if not model.conditional:
+        raise ValueError("--write-card: the card's table reports class accuracy, which an unconditional model lacks")
+    config = json.loads((folder / CONFIG_NAME).read_text())
+    before = config.get("metrics", {})
+    for row in rows:  # a quick check (--n 20) must not overwrite a card's 1,000-sample figures
+        for kept in before.get("rows", []):
+            if kept["setting"] == row["setting"] and kept.get("n", 0) > row["n"]:
+                raise ValueError(f"--write-card would replace the card's row {row['setting']!r}, measured on "
+                                 f"{kept['n']} samples, with one on {row['n']}: measure with --n {kept['n']} or more "
+                                 f"(nothing was written)")
+    old = [{"command": before.get("command", ""), **row} for row in before.get("rows", [])]
+    metrics = _json_safe({"rows": merge_rows(old, [{**row, "command": command} for row in rows])})
+    config["metrics"] = metrics
+    model.meta["metrics"] = metrics
+    for name, text in ((CONFIG_NAME, json.dumps(config, indent=2) + "\n"), (CARD_NAME, model_card(model))):
+        tmp = folder / (name + ".partial")
+        tmp.write_text(text)
+        os.replace(tmp, folder / name)
+    return folder
