@@ -71,7 +71,7 @@ def as_python(recipe: str, model_name: str, args: dict, settings: Settings) -> s
     head = (["import torch", ""] if recipe == "sdedit" else []) + ["import ddpm", "import ddpm.images"]
     head += {"generate": ["from ddpm.explore import sample_batches"],
              "sdedit": ["from ddpm.images import prepare_image"],
-             "inpaint": ["from ddpm.edit_cli import load_mask", "from ddpm.images import prepare_image"]}.get(recipe, [])
+             "inpaint": ["from ddpm.cli.edit import load_mask", "from ddpm.images import prepare_image"]}.get(recipe, [])
     lines = [*head, "", f"model = ddpm.load({model_name!r})", f"settings = {_settings_text(settings)}"]
     if recipe == "generate":
         call = f"sample_batches(model, {a['labels']!r}, settings" + (f", n={a['n']!r})" if a["n"] is not None else ")")

