@@ -47,8 +47,10 @@ EMOJI2_CLASSES: dict[str, tuple[str, ...]] = {
 }
 
 # Emoji of those subgroups that do not look like their class (emoji.json names, lower case):
-# the transport subgroups also hold signs, lights, rails, fuel pumps and seats.
+# the transport subgroups also hold signs, lights, rails, fuel pumps and seats; sky & weather
+# holds umbrellas and a thermometer.
 EXCLUDED_NAMES = frozenset((
+    "thermometer", "closed umbrella", "umbrella", "umbrella with rain drops", "umbrella on ground",
     "station", "bus stop", "motorway", "railway track", "oil drum", "fuel pump", "wheel",
     "police cars revolving light", "horizontal traffic light", "vertical traffic light",
     "octagonal sign", "construction sign", "roller skate", "manual wheelchair",
