@@ -247,7 +247,9 @@ class TrainingRecipe:
 
 # Datasets whose train split is too small for the default recipe. emoji (1,716 images): 4 epochs
 # reach 0.57 test accuracy, 40 epochs 0.73, 100 epochs at batch 64 0.77 (3.5 min on 1 CPU thread).
-RECIPES: dict[str, TrainingRecipe] = {"emoji": TrainingRecipe(epochs=100, batch_size=64)}
+# emoji2 at 40 epochs: real test accuracy 0.932 (4 epochs: 0.826, with food 0.23 and sky & weather 0.39)
+RECIPES: dict[str, TrainingRecipe] = {"emoji": TrainingRecipe(epochs=100, batch_size=64),
+                                      "emoji2": TrainingRecipe(epochs=40, batch_size=64)}
 
 
 def recipe_for(dataset: str) -> TrainingRecipe:

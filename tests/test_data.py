@@ -19,8 +19,8 @@ from ddpm.data.formats import write_split_npz
 # ---------------------------------------------------------------- catalogue
 
 
-def test_catalogue_has_the_four_datasets_with_consistent_info():
-    assert set(data.DATASETS) == {"mnist", "fashion", "letters", "emoji"}
+def test_catalogue_has_the_five_datasets_with_consistent_info():
+    assert set(data.DATASETS) == {"mnist", "fashion", "letters", "emoji", "emoji2"}
     for name, info in data.DATASETS.items():
         assert info.name == name
         assert info.channels in (1, 3)

