@@ -564,13 +564,13 @@ def _json_safe(value):
 def local_folder(name_or_path: str) -> Path:
     """The bundled or local ddpm checkpoint folder ``name_or_path`` names; ValueError for Hub ids
     and diffusers folders, whose cards are not ours to write."""
-    from .checkpoint import CHECKPOINTS_DIR, CONFIG_NAME, FORMAT
+    from .checkpoint import CHECKPOINTS_DIR, FORMAT, own_config_path
 
     text = str(name_or_path).strip()
-    folder = CHECKPOINTS_DIR / text if (CHECKPOINTS_DIR / text / CONFIG_NAME).is_file() else Path(text).expanduser()
-    if not (folder / CONFIG_NAME).is_file():
+    folder = CHECKPOINTS_DIR / text if own_config_path(CHECKPOINTS_DIR / text) else Path(text).expanduser()
+    if not folder.is_dir():
         raise ValueError(f"--write-card needs a bundled or local checkpoint folder; {text!r} is neither")
-    if json.loads((folder / CONFIG_NAME).read_text()).get("format") != FORMAT:
+    if own_config_path(folder) is None:
         raise ValueError(f"--write-card: {folder} is not a ddpm checkpoint ({FORMAT}), so it has no card to update")
     return folder
 
@@ -585,13 +585,14 @@ def merge_rows(old: Sequence[dict], new: Sequence[dict]) -> list[dict]:
 
 def write_card(folder: Path, model: DiffusionModel, rows: Sequence[dict], command: str) -> Path:
     """Merge ``rows`` (each tagged with the ``command`` that measured it) into ``"metrics"`` in
-    ``folder/config.json`` (see :func:`merge_rows`) and regenerate its README.md."""
+    ``folder/ddpm_config.json`` (see :func:`merge_rows`) and regenerate its README.md."""
     from .card import model_card
-    from .checkpoint import CARD_NAME, CONFIG_NAME
+    from .checkpoint import CARD_NAME, own_config_path
 
     if not model.conditional:
         raise ValueError("--write-card: the card's table reports class accuracy, which an unconditional model lacks")
-    config = json.loads((folder / CONFIG_NAME).read_text())
+    config_path = own_config_path(folder)  # ddpm_config.json (a ddpm-checkpoint/1 folder: its config.json)
+    config = json.loads(config_path.read_text())
     before = config.get("metrics", {})
     for row in rows:  # a quick check (--n 20) must not overwrite a card's 1,000-sample figures
         for kept in before.get("rows", []):
@@ -603,7 +604,7 @@ def write_card(folder: Path, model: DiffusionModel, rows: Sequence[dict], comman
     metrics = _json_safe({"rows": merge_rows(old, [{**row, "command": command} for row in rows])})
     config["metrics"] = metrics
     model.meta["metrics"] = metrics
-    for name, text in ((CONFIG_NAME, json.dumps(config, indent=2) + "\n"), (CARD_NAME, model_card(model))):
+    for name, text in ((config_path.name, json.dumps(config, indent=2) + "\n"), (CARD_NAME, model_card(model))):
         tmp = folder / (name + ".partial")
         tmp.write_text(text)
         os.replace(tmp, folder / name)
@@ -626,7 +627,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="model precision while sampling (default float32)")
     parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"sampling batch size (default {DEFAULT_BATCH})")
     parser.add_argument("--write-card", action="store_true",
-                        help="store the rows in the checkpoint's config.json (replacing rows of the same setting, "
+                        help="store the rows in the checkpoint's ddpm_config.json (replacing rows of the same setting, "
                              "keeping the others) and regenerate its README.md")
     return parser
 
@@ -640,7 +641,7 @@ def command_line(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run ``python -m ddpm evaluate`` with parsed ``args``; prints the table. Returns the exit code
     (2 with a message on stderr for bad input or a missing model/dataset)."""
-    from .checkpoint import load
+    from .checkpoint import load, own_config_path
 
     try:
         guidance = DEFAULT_GUIDANCE if args.guidance is None else args.guidance
@@ -665,7 +666,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        print(f"wrote the metrics into {folder / 'config.json'} and {folder / 'README.md'}")
+        print(f"wrote the metrics into {own_config_path(folder)} and {folder / 'README.md'}")
     return 0
 
 
