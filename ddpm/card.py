@@ -181,7 +181,8 @@ def _use_section(model: DiffusionModel, where: str) -> list[str]:
     if model.conditional:
         forward = ("unet(torch.cat([x, x]), t, class_labels=torch.cat([labels, null])).sample" if family != "scratch"
                    else "unet(torch.cat([x, x]), t.expand(2 * len(x)), torch.cat([labels, null]))")
-        code += [f"labels = torch.tensor([0, 1])  # class indices: {', '.join(f'{i} = {n}' for i, n in enumerate(pick))}",
+        meaning = ", ".join(f"{i} = {n}" for i, n in enumerate(pick))
+        code += [f"labels = torch.tensor([0, 1])  # class indices: {meaning}",
                  f"null = torch.full_like(labels, {model.denoiser.num_classes})  # the null class (index num_classes)",
                  f"guidance = {model.default_guidance:g}  # eps = eps_null + guidance * (eps_class - eps_null)",
                  f"x = torch.randn(2, {c}, {size}, {size}, generator=torch.Generator().manual_seed(0))",
@@ -193,7 +194,7 @@ def _use_section(model: DiffusionModel, where: str) -> list[str]:
                  "with torch.no_grad():", "    for t in scheduler.timesteps:",
                  "        x = scheduler.step(unet(x, t).sample, t, x).prev_sample"]
     code.append("images = (x.clamp(-1, 1) + 1) / 2  # (B, C, H, W) in [0, 1]")
-    intro = ("With the `ddpm` library's `ScratchUNet` for the network and diffusers for the rest:" if family == "scratch"
-             else "With plain diffusers and torch (the class embedding is the UNet's own, `num_class_embeds` = "
+    intro = ("With the `ddpm` library's `ScratchUNet` for the network and diffusers for the rest:"
+             if family == "scratch" else "With plain diffusers and torch (the class embedding is the UNet's own, `num_class_embeds` = "
                   "classes + 1):" if model.conditional else "With plain diffusers and torch:")
     return lines + [intro, "", "```python", *code, "```", ""]

@@ -34,6 +34,7 @@ import copy
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +46,7 @@ from safetensors.torch import load_model
 
 from .defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, MAX_GUIDANCE
 from .device import pick_device
-from .models import Denoiser, UnconditionalDenoiser, family_class, from_config
+from .models import FAMILIES, Denoiser, UnconditionalDenoiser, family_class, from_config
 from .schedule import NoiseSchedule
 
 FORMAT = "ddpm-checkpoint/2"
@@ -156,7 +157,8 @@ class DiffusionModel:
         return ids
 
     def config_dict(self) -> dict:
-        """What ``ddpm_config.json`` holds: ours alone (the network's config is in unet/, the schedule in scheduler/)."""
+        """What ``ddpm_config.json`` holds: ours alone (the network's config is in unet/, the schedule in
+        scheduler/)."""
         return {"format": FORMAT, "family": self.denoiser.family,
                 "data": {"dataset": self.dataset, "class_names": self.class_names,
                          "image_size": self.image_size, "channels": self.channels},
@@ -166,16 +168,19 @@ class DiffusionModel:
         """Write the folder (see the module's docstring): ddpm_config.json, each part of the denoiser with
         diffusers' ``save_pretrained`` (unet/, ...), scheduler/, and (if given) the model card README.md.
 
-        A ``ddpm-checkpoint/1`` model in ``folder`` (config.json + model.safetensors) is replaced: one copy of
-        the weights. Extra parts already there (classifier/) are left alone."""
+        A model already in ``folder`` is replaced (a ``ddpm-checkpoint/1`` one's config.json + model.safetensors,
+        another family's class_embedding/): one copy of the weights. Extra parts there (classifier/) stay."""
         _check_weights_dtype(self.weights_dtype, where=f"model {self.name!r}")
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         dtype = WEIGHT_DTYPES[self.weights_dtype]
-        for name, part in self.denoiser.parts().items():
+        parts = self.denoiser.parts()
+        for name, part in parts.items():
             if dtype != torch.float32:
                 part = copy.deepcopy(part).to(dtype)
             part.save_pretrained(folder / name, safe_serialization=True)
+        for stale in {name for cls in FAMILIES.values() for name in cls.part_classes} - set(parts):
+            shutil.rmtree(folder / stale, ignore_errors=True)  # another family's part, saved here before
         scheduler_for(self.schedule).save_pretrained(folder / SCHEDULER_DIR)
         (folder / OWN_CONFIG).write_text(json.dumps(self.config_dict(), indent=2) + "\n")
         if is_v1_folder(folder):
@@ -260,7 +265,8 @@ def resolve(name_or_path: str | Path) -> Path:
     path = Path(text).expanduser()
     if path.exists():
         if not path.is_dir():
-            raise ValueError(f"{path} is a file; a model is a folder with ddpm_config.json (or config.json) and weights")
+            raise ValueError(f"{path} is a file; a model is a folder with ddpm_config.json (or config.json) "
+                             f"and weights")
         return path
     if HUB_ID.match(text) and not text.startswith((".", "/")):
         from huggingface_hub import HfApi, snapshot_download

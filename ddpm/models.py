@@ -13,8 +13,8 @@ Families (``FAMILIES``):
 - ``unet2d``: any unconditional ``UNet2DModel``, e.g. loaded with ``from_pretrained``.
 
 A denoiser is made of *parts*, each a diffusers model (``ModelMixin`` + ``ConfigMixin``) that a checkpoint
-keeps in a subfolder of its own (``Denoiser.part_classes``): ``unet/`` for every family, and ``class_embedding/`` for
-``unet2d-concat``, whose class embedding lives outside its UNet.
+keeps in a subfolder of its own (``Denoiser.part_classes``): ``unet/`` for every family, and
+``class_embedding/`` for ``unet2d-concat``, whose class embedding lives outside its UNet.
 """
 from __future__ import annotations
 

@@ -108,9 +108,8 @@ def check_model(folder: Path) -> list[str]:
     """Problems that would publish a model the Hub and diffusers cannot use (empty list: ready)."""
     if is_v1_folder(folder):
         return [f"{folder} is in the old ddpm-checkpoint/1 layout: rewrite it with `python -m ddpm.convert {folder}`"]
-    problems = [f"{folder} has no {name}" for name in (OWN_CONFIG, "unet/diffusion_pytorch_model.safetensors",
-                                                        "scheduler/scheduler_config.json") if not (folder / name).is_file()]
-    return problems
+    needed = (OWN_CONFIG, "unet/diffusion_pytorch_model.safetensors", "scheduler/scheduler_config.json")
+    return [f"{folder} has no {name}" for name in needed if not (folder / name).is_file()]
 
 
 def publish_model(model: str | Path, repo_id: str, api=None, private: bool = False, token: str | None = None,

@@ -49,7 +49,8 @@ def test_bundled_card_carries_the_hub_metadata_and_its_measured_rows(name):
     assert card.data.library_name == "diffusers" and card.data.pipeline_tag == "unconditional-image-generation"
     assert {"diffusers", "class-conditional"} <= set(card.data.tags) and card.data.license
     rows = model.meta["metrics"]["rows"]
-    assert [r.metric_value for r in card.data.eval_results] == [v for row in rows for v in (row["accuracy"], row["fid"])]
+    measured = [v for row in rows for v in (row["accuracy"], row["fid"])]
+    assert [r.metric_value for r in card.data.eval_results] == measured
     assert "## Data and licence" in card.text and "The training images: " in card.text
 
 
