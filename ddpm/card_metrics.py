@@ -1,4 +1,4 @@
-"""``evaluate --write-card``: store measured rows in a checkpoint's ``config.json`` and regenerate its card.
+"""``evaluate --write-card``: store measured rows in a checkpoint's ``ddpm_config.json`` and regenerate its card.
 
 A card gathers rows from several runs (a slow DDPM-1000 run apart): a row replaces the stored one of the same
 setting, unless that one was measured on more samples.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import checkpoint
 from .card import model_card
-from .checkpoint import CARD_NAME, CONFIG_NAME, FORMAT, DiffusionModel
+from .checkpoint import CARD_NAME, FORMAT, DiffusionModel, own_config_path
 
 
 def _json_safe(value):
@@ -31,10 +31,10 @@ def local_folder(name_or_path: str) -> Path:
     """The bundled or local ddpm checkpoint folder ``name_or_path`` names; ValueError for Hub ids
     and diffusers folders, whose cards are not ours to write."""
     text, bundled = str(name_or_path).strip(), checkpoint.CHECKPOINTS_DIR
-    folder = bundled / text if (bundled / text / CONFIG_NAME).is_file() else Path(text).expanduser()
-    if not (folder / CONFIG_NAME).is_file():
+    folder = bundled / text if own_config_path(bundled / text) else Path(text).expanduser()
+    if not folder.is_dir():
         raise ValueError(f"--write-card needs a bundled or local checkpoint folder; {text!r} is neither")
-    if json.loads((folder / CONFIG_NAME).read_text()).get("format") != FORMAT:
+    if own_config_path(folder) is None:
         raise ValueError(f"--write-card: {folder} is not a ddpm checkpoint ({FORMAT}), so it has no card to update")
     return folder
 
@@ -49,10 +49,11 @@ def merge_rows(old: Sequence[dict], new: Sequence[dict]) -> list[dict]:
 
 def write_card(folder: Path, model: DiffusionModel, rows: Sequence[dict], command: str) -> Path:
     """Merge ``rows`` (each tagged with the ``command`` that measured it) into ``"metrics"`` in
-    ``folder/config.json`` (see :func:`merge_rows`) and regenerate its README.md."""
+    ``folder/ddpm_config.json`` (see :func:`merge_rows`) and regenerate its README.md."""
     if not model.conditional:
         raise ValueError("--write-card: the card's table reports class accuracy, which an unconditional model lacks")
-    config = json.loads((folder / CONFIG_NAME).read_text())
+    config_path = own_config_path(folder)  # ddpm_config.json (a ddpm-checkpoint/1 folder: its config.json)
+    config = json.loads(config_path.read_text())
     before = config.get("metrics", {})
     for row in rows:  # a quick check (--n 20) must not overwrite a card's 1,000-sample figures
         for kept in before.get("rows", []):
@@ -64,7 +65,7 @@ def write_card(folder: Path, model: DiffusionModel, rows: Sequence[dict], comman
     metrics = _json_safe({"rows": merge_rows(old, [{**row, "command": command} for row in rows])})
     config["metrics"] = metrics
     model.meta["metrics"] = metrics
-    for name, text in ((CONFIG_NAME, json.dumps(config, indent=2) + "\n"), (CARD_NAME, model_card(model))):
+    for name, text in ((config_path.name, json.dumps(config, indent=2) + "\n"), (CARD_NAME, model_card(model))):
         tmp = folder / (name + ".partial")
         tmp.write_text(text)
         os.replace(tmp, folder / name)

@@ -11,22 +11,31 @@ Families (``FAMILIES``):
 - ``unet2d-concat``: a learned class embedding broadcast over the image and concatenated to the
   input as extra channels of a ``UNet2DModel`` (seed 000's "ClassConditionedUnet").
 - ``unet2d``: any unconditional ``UNet2DModel``, e.g. loaded with ``from_pretrained``.
+
+A denoiser is made of *parts*, each a diffusers model (``ModelMixin`` + ``ConfigMixin``) that a checkpoint
+keeps in a subfolder of its own (``Denoiser.part_classes``): ``unet/`` for every family, and
+``class_embedding/`` for ``unet2d-concat``, whose class embedding lives outside its UNet.
 """
 from __future__ import annotations
 
 from typing import ClassVar
 
 import torch
-from diffusers import UNet2DModel
+import torch.nn.functional as F
+from diffusers import ConfigMixin, ModelMixin, UNet2DModel
+from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from .unet import ScratchUNet, ScratchUNetConfig
+from .unet import ScratchUNet
 
 
 class Denoiser(nn.Module):
-    """Base class: subclasses set ``family`` and implement ``predict`` and ``config``."""
+    """Base class: subclasses set ``family`` and ``part_classes`` (subfolder -> the diffusers model class
+    kept there), and implement ``predict`` and ``new`` (a fresh model of a size); those with more parts
+    than a ``unet`` also ``parts`` and ``from_parts``."""
 
     family: ClassVar[str]
+    part_classes: ClassVar[dict[str, type[ModelMixin]]] = {"unet": UNet2DModel}
     num_classes: int | None
     image_size: int
     channels: int
@@ -45,12 +54,22 @@ class Denoiser(nn.Module):
     def predict(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         raise NotImplementedError
 
-    def config(self) -> dict:
-        """JSON-able arguments that ``from_config`` rebuilds this model from."""
-        raise NotImplementedError
+    def parts(self) -> dict[str, ModelMixin]:
+        """The parts by subfolder name (the keys of ``part_classes``), each a diffusers model."""
+        return {"unet": self.unet}
+
+    @classmethod
+    def from_parts(cls, parts: dict[str, ModelMixin]) -> Denoiser:
+        return cls(parts["unet"])
 
     @classmethod
     def from_config(cls, config: dict) -> Denoiser:
+        """Rebuild (random weights) from the ``"model"`` entry of a ``ddpm-checkpoint/1`` config.json."""
+        return cls(UNet2DModel.from_config(config["unet"]))
+
+    @classmethod
+    def new(cls, *, image_size: int, channels: int, num_classes: int | None, widths: tuple[int, ...],
+            attention: tuple[bool, ...], layers_per_block: int, class_emb_size: int, dropout: float) -> Denoiser:
         raise NotImplementedError
 
     @property
@@ -63,28 +82,33 @@ class Denoiser(nn.Module):
 
 class ScratchDenoiser(Denoiser):
     family = "scratch"
+    part_classes = {"unet": ScratchUNet}
 
-    def __init__(self, unet_config: ScratchUNetConfig):
+    def __init__(self, unet: ScratchUNet):
         super().__init__()
-        self.unet = ScratchUNet(unet_config)
-        self.num_classes = unet_config.num_classes
-        self.image_size = unet_config.image_size
-        self.channels = unet_config.in_channels
+        self.unet = unet
+        self.num_classes = unet.config.num_classes
+        self.image_size = unet.config.image_size
+        self.channels = unet.config.in_channels
 
     def predict(self, x, t, labels):
         return self.unet(x, t, labels)
 
-    def config(self) -> dict:
-        return self.unet.config_dict()
-
     @classmethod
     def from_config(cls, config: dict) -> ScratchDenoiser:
-        return cls(ScratchUNetConfig(**config))
+        return cls(ScratchUNet(**config))
 
-
-def _unet_config(unet: UNet2DModel) -> dict:
-    """The public config of a diffusers UNet, JSON-able (private ``_`` keys dropped)."""
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in unet.config.items() if not k.startswith("_")}
+    @classmethod
+    def new(cls, *, image_size, channels, num_classes, widths, attention, layers_per_block, class_emb_size,
+            dropout) -> ScratchDenoiser:
+        widths = _levels(image_size, tuple(widths))
+        base = widths[0]
+        if any(w % base for w in widths):
+            raise ValueError(f"scratch family: widths must be multiples of the first, got {widths}")
+        return cls(ScratchUNet(image_size=image_size, in_channels=channels, num_classes=num_classes,
+                               base_channels=base, channel_mults=tuple(w // base for w in widths),
+                               num_res_blocks=layers_per_block, attention=tuple(attention)[:len(widths)],
+                               dropout=dropout, groups=min(8, base)))
 
 
 class ClassEmbedDenoiser(Denoiser):
@@ -102,26 +126,41 @@ class ClassEmbedDenoiser(Denoiser):
     def predict(self, x, t, labels):
         return self.unet(x, t, class_labels=labels).sample
 
-    def config(self) -> dict:
-        return {"unet": _unet_config(self.unet)}
-
     @classmethod
-    def from_config(cls, config: dict) -> ClassEmbedDenoiser:
-        return cls(UNet2DModel.from_config(config["unet"]))
+    def new(cls, *, image_size, channels, num_classes, widths, attention, layers_per_block, class_emb_size,
+            dropout) -> ClassEmbedDenoiser:
+        _need_classes(cls.family, num_classes)
+        return cls(_diffusers_unet(image_size, channels, channels, widths, attention, layers_per_block,
+                                   num_class_embeds=num_classes + 1))
+
+
+class ClassEmbedding(ModelMixin, ConfigMixin):
+    """A learned vector per class, labels (B,) ints in [0, num_classes] -> (B, embedding_dim); index
+    ``num_classes`` is the null class. ``unet2d-concat``'s embedding, a part of its own (``class_embedding/``)."""
+
+    @register_to_config
+    def __init__(self, num_classes: int, embedding_dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_classes + 1, embedding_dim))
+        nn.init.normal_(self.weight)  # as nn.Embedding starts
+
+    def forward(self, labels: torch.Tensor) -> torch.Tensor:
+        return F.embedding(labels, self.weight)
 
 
 class ConcatEmbedDenoiser(Denoiser):
     family = "unet2d-concat"
+    part_classes = {"unet": UNet2DModel, "class_embedding": ClassEmbedding}
 
-    def __init__(self, unet: UNet2DModel, num_classes: int, class_emb_size: int):
+    def __init__(self, unet: UNet2DModel, class_emb: ClassEmbedding):
         super().__init__()
-        self.channels = unet.config.in_channels - class_emb_size
+        self.class_emb_size = class_emb.config.embedding_dim
+        self.channels = unet.config.in_channels - self.class_emb_size
         if self.channels < 1:
             raise ValueError("unet2d-concat: the UNet's in_channels must be image channels + class_emb_size")
-        self.class_emb = nn.Embedding(num_classes + 1, class_emb_size)
+        self.class_emb = class_emb
         self.unet = unet
-        self.num_classes = num_classes
-        self.class_emb_size = class_emb_size
+        self.num_classes = class_emb.config.num_classes
         self.image_size = unet.config.sample_size
 
     def predict(self, x, t, labels):
@@ -129,13 +168,24 @@ class ConcatEmbedDenoiser(Denoiser):
         cond = self.class_emb(labels).to(x.dtype)[:, :, None, None].expand(B, self.class_emb_size, H, W)
         return self.unet(torch.cat([x, cond], dim=1), t).sample
 
-    def config(self) -> dict:
-        return {"unet": _unet_config(self.unet), "num_classes": self.num_classes,
-                "class_emb_size": self.class_emb_size}
+    def parts(self) -> dict[str, ModelMixin]:
+        return {"unet": self.unet, "class_embedding": self.class_emb}
+
+    @classmethod
+    def from_parts(cls, parts: dict[str, ModelMixin]) -> ConcatEmbedDenoiser:
+        return cls(parts["unet"], parts["class_embedding"])
 
     @classmethod
     def from_config(cls, config: dict) -> ConcatEmbedDenoiser:
-        return cls(UNet2DModel.from_config(config["unet"]), config["num_classes"], config["class_emb_size"])
+        return cls(UNet2DModel.from_config(config["unet"]), ClassEmbedding(config["num_classes"],
+                                                                           config["class_emb_size"]))
+
+    @classmethod
+    def new(cls, *, image_size, channels, num_classes, widths, attention, layers_per_block, class_emb_size,
+            dropout) -> ConcatEmbedDenoiser:
+        _need_classes(cls.family, num_classes)
+        unet = _diffusers_unet(image_size, channels + class_emb_size, channels, widths, attention, layers_per_block)
+        return cls(unet, ClassEmbedding(num_classes, class_emb_size))
 
 
 class UnconditionalDenoiser(Denoiser):
@@ -153,25 +203,27 @@ class UnconditionalDenoiser(Denoiser):
     def predict(self, x, t, labels):
         return self.unet(x, t).sample
 
-    def config(self) -> dict:
-        return {"unet": _unet_config(self.unet)}
-
     @classmethod
-    def from_config(cls, config: dict) -> UnconditionalDenoiser:
-        return cls(UNet2DModel.from_config(config["unet"]))
+    def new(cls, *, image_size, channels, num_classes, widths, attention, layers_per_block, class_emb_size,
+            dropout) -> UnconditionalDenoiser:
+        return cls(_diffusers_unet(image_size, channels, channels, widths, attention, layers_per_block))
 
 
 FAMILIES: dict[str, type[Denoiser]] = {c.family: c for c in
                                        (ScratchDenoiser, ClassEmbedDenoiser, ConcatEmbedDenoiser, UnconditionalDenoiser)}
 
 
-def from_config(family: str, config: dict) -> Denoiser:
-    """Rebuild a denoiser (random weights) from its family name and config."""
+def family_class(name: str) -> type[Denoiser]:
+    """The denoiser class of a family name; ValueError naming the known ones."""
     try:
-        cls = FAMILIES[family]
-    except KeyError:
-        raise ValueError(f"unknown model family {family!r}; known: {sorted(FAMILIES)}") from None
-    return cls.from_config(config)
+        return FAMILIES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown model family {name!r}; known: {sorted(FAMILIES)}") from None
+
+
+def from_config(family: str, config: dict) -> Denoiser:
+    """Rebuild a denoiser (random weights) from its family name and a ``ddpm-checkpoint/1`` model config."""
+    return family_class(family).from_config(config)
 
 
 # -- building new models with sensible sizes ------------------------------------------------------
@@ -180,6 +232,11 @@ def _levels(image_size: int, widths: tuple[int, ...]) -> tuple[int, ...]:
     while len(widths) > 1 and image_size % (2 ** (len(widths) - 1)):
         widths = widths[:-1]
     return widths
+
+
+def _need_classes(family: str, num_classes: int | None) -> None:
+    if not num_classes:
+        raise ValueError(f"family {family} is class-conditional: give num_classes")
 
 
 def _diffusers_unet(image_size, in_channels, out_channels, widths, attention, layers_per_block,
@@ -198,23 +255,6 @@ def build(family: str, *, image_size: int, channels: int, num_classes: int | Non
           widths: tuple[int, ...] = (32, 64, 64), attention: tuple[bool, ...] = (False, True, True),
           layers_per_block: int = 2, class_emb_size: int = 4, dropout: float = 0.0) -> Denoiser:
     """A new, randomly initialised denoiser of ``family`` sized by ``widths`` (channels per level)."""
-    if family == "scratch":
-        widths = _levels(image_size, tuple(widths))
-        base = widths[0]
-        if any(w % base for w in widths):
-            raise ValueError(f"scratch family: widths must be multiples of the first, got {widths}")
-        return ScratchDenoiser(ScratchUNetConfig(
-            image_size=image_size, in_channels=channels, num_classes=num_classes, base_channels=base,
-            channel_mults=tuple(w // base for w in widths), num_res_blocks=layers_per_block,
-            attention=tuple(attention)[:len(widths)], dropout=dropout, groups=min(8, base)))
-    if family in ("unet2d-class", "unet2d-concat") and not num_classes:
-        raise ValueError(f"family {family} is class-conditional: give num_classes")
-    if family == "unet2d-class":
-        return ClassEmbedDenoiser(_diffusers_unet(image_size, channels, channels, widths, attention,
-                                                  layers_per_block, num_class_embeds=num_classes + 1))
-    if family == "unet2d-concat":
-        unet = _diffusers_unet(image_size, channels + class_emb_size, channels, widths, attention, layers_per_block)
-        return ConcatEmbedDenoiser(unet, num_classes, class_emb_size)
-    if family == "unet2d":
-        return UnconditionalDenoiser(_diffusers_unet(image_size, channels, channels, widths, attention, layers_per_block))
-    raise ValueError(f"unknown model family {family!r}; known: {sorted(FAMILIES)}")
+    return family_class(family).new(image_size=image_size, channels=channels, num_classes=num_classes,
+                                    widths=widths, attention=attention, layers_per_block=layers_per_block,
+                                    class_emb_size=class_emb_size, dropout=dropout)

@@ -1,11 +1,14 @@
-"""Share the app: publish this repository (app, library, checkpoints, examples) as a Hugging Face Space,
-and write the small example images the app offers.
+"""Share the app and the models: publish this repository (app, library, checkpoints, examples) as a Hugging
+Face Space, or one checkpoint folder as a Hub model repository; and write the example images the app offers.
 
-    python -m ddpm.publish USER/SPACE [--private] [--dry-run]   # create the Space and upload
-    python -m ddpm.publish --write-examples                      # examples/<dataset>/*.png from the test sets
+    python -m ddpm.publish USER/SPACE [--private] [--dry-run]                # create the Space and upload
+    python -m ddpm.publish USER/MODEL --model fashion [--private] [--dry-run]  # one model, as a model repo
+    python -m ddpm.publish --write-examples                                   # examples/<dataset>/*.png
 
-No Gradio here. ``publish`` takes an ``api`` object (``huggingface_hub.HfApi`` by default) so tests can
-stand a fake in for the network; a token comes from ``huggingface-cli login`` or ``HF_TOKEN``.
+A published model is its folder as it is (diffusers' layout: ``ddpm.checkpoint``), with its card regenerated
+so that its snippets load from the repository. No Gradio here. ``publish`` and ``publish_model`` take an
+``api`` object (``huggingface_hub.HfApi`` by default) so tests can stand a fake in for the network; a token
+comes from ``hf auth login`` or ``HF_TOKEN``. Hub errors come back as a one-line ``HubError``.
 """
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ import re
 import sys
 from pathlib import Path
 
-from .checkpoint import CHECKPOINTS_DIR, REPO_ROOT, bundled
+from .card import model_card
+from .checkpoint import CARD_NAME, CHECKPOINTS_DIR, OWN_CONFIG, REPO_ROOT, bundled, is_v1_folder, load, resolve
 
 EXAMPLES_DIR = REPO_ROOT / "examples"
 # What a Space needs to run app.py; everything else in the repository (data, runs, tests, venvs) stays home.
@@ -50,7 +54,8 @@ def publish(repo_id: str, root: Path = REPO_ROOT, api=None, private: bool = Fals
             token: str | None = None, dry_run: bool = False) -> str:
     """Create (or reuse) the Space ``repo_id`` and upload the app with its checkpoints. Returns its URL.
 
-    Raises ValueError for a malformed id or a repository that is not ready (see ``check_space``).
+    Raises ValueError for a malformed id or a repository that is not ready (see ``check_space``), HubError
+    when the Hub says no.
     """
     if not REPO_ID.match(repo_id or ""):
         raise ValueError(f"a Space id looks like USER/NAME, got {repo_id!r}")
@@ -64,10 +69,81 @@ def publish(repo_id: str, root: Path = REPO_ROOT, api=None, private: bool = Fals
         from huggingface_hub import HfApi
 
         api = HfApi(token=token)
-    api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
-    api.upload_folder(folder_path=str(root), repo_id=repo_id, repo_type="space", allow_patterns=SPACE_FILES,
-                      ignore_patterns=IGNORE, commit_message="Publish Diffusion Lab")
+    try:
+        api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
+        api.upload_folder(folder_path=str(root), repo_id=repo_id, repo_type="space", allow_patterns=SPACE_FILES,
+                          ignore_patterns=IGNORE, commit_message="Publish Diffusion Lab")
+    except Exception as err:  # huggingface_hub's errors run to paragraphs: one line, the cause kept
+        raise _hub_error(err, repo_id) from err
     return url
+
+
+class HubError(RuntimeError):
+    """The Hub refused or could not be reached: one line saying why."""
+
+
+def _hub_error(err: Exception, repo_id: str) -> HubError:
+    from huggingface_hub import errors
+
+    status = getattr(getattr(err, "response", None), "status_code", None)
+    if status in (401, 403):
+        why = "not allowed: log in with `hf auth login` (or set HF_TOKEN) with a token that may write there"
+    elif isinstance(err, errors.RepositoryNotFoundError):
+        why = "no such repository, or no access to it"
+    elif isinstance(err, (errors.OfflineModeIsEnabled, ConnectionError, OSError)) and status is None:
+        why = f"the Hub is out of reach ({type(err).__name__})"
+    else:
+        why = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
+    return HubError(f"publishing to {repo_id} failed: {why}")
+
+
+def model_files(folder: Path) -> list[str]:
+    """The files of a checkpoint folder that a model repository gets (relative paths, sorted)."""
+    skip = (".partial", ".pyc", ".tmp")
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                  if p.is_file() and not p.name.endswith(skip) and "__pycache__" not in p.parts)
+
+
+def check_model(folder: Path) -> list[str]:
+    """Problems that would publish a model the Hub and diffusers cannot use (empty list: ready)."""
+    if is_v1_folder(folder):
+        return [f"{folder} is in the old ddpm-checkpoint/1 layout: rewrite it with `python -m ddpm.convert {folder}`"]
+    needed = (OWN_CONFIG, "unet/diffusion_pytorch_model.safetensors", "scheduler/scheduler_config.json")
+    return [f"{folder} has no {name}" for name in needed if not (folder / name).is_file()]
+
+
+def publish_model(model: str | Path, repo_id: str, api=None, private: bool = False, token: str | None = None,
+                  dry_run: bool = False) -> tuple[str, list[str]]:
+    """Create (or reuse) the model repository ``repo_id`` and upload one checkpoint folder (a bundled name or a
+    path) in one commit, its card regenerated for the repository. Returns its URL and the files sent.
+
+    ValueError for a malformed id or a folder that is not ready (see ``check_model``); HubError from the Hub."""
+    if not REPO_ID.match(repo_id or ""):
+        raise ValueError(f"a model repository id looks like USER/NAME, got {repo_id!r}")
+    folder = resolve(model)
+    problems = check_model(folder)
+    if problems:
+        raise ValueError("not ready to publish: " + "; ".join(problems))
+    card = model_card(load(folder, device="cpu"), repo_id=repo_id)
+    files = sorted(set(model_files(folder)) | {CARD_NAME})
+    url = f"https://huggingface.co/{repo_id}"
+    if dry_run:
+        return url, files
+    from huggingface_hub import CommitOperationAdd
+
+    if api is None:
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+    operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=card.encode() if name == CARD_NAME
+                                     else str(folder / name)) for name in files]
+    try:
+        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        api.create_commit(repo_id=repo_id, repo_type="model", operations=operations,
+                          commit_message=f"Publish the ddpm model {folder.name}")
+    except Exception as err:  # huggingface_hub's errors run to paragraphs: one line, the cause kept
+        raise _hub_error(err, repo_id) from err
+    return url, files
 
 
 def _slug(name: str) -> str:
@@ -109,23 +185,31 @@ def write_examples(datasets=None, out: Path = EXAMPLES_DIR, root: Path | None = 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m ddpm.publish", description=__doc__.split("\n\n")[0])
-    p.add_argument("space", nargs="?", help="the Space to create or update, USER/NAME")
-    p.add_argument("--private", action="store_true", help="create the Space private")
-    p.add_argument("--dry-run", action="store_true", help="check the repository and print what would happen")
+    p.add_argument("repo", nargs="?", help="the Space (or, with --model, the model repository) to create or update, "
+                                           "USER/NAME")
+    p.add_argument("--model", help="publish this checkpoint (a bundled name or a folder) as a model repository")
+    p.add_argument("--private", action="store_true", help="create the repository private")
+    p.add_argument("--dry-run", action="store_true", help="check and print what would happen; nothing is sent")
     p.add_argument("--write-examples", action="store_true", help="write examples/<dataset>/*.png from the test sets")
     args = p.parse_args(argv)
     if args.write_examples:
         write_examples()
-        if not args.space:
+        if not args.repo:
             return 0
-    if not args.space:
-        p.error("give a Space id USER/NAME (or --write-examples)")
-    models = bundled()
-    if not models:
-        print(f"warning: no checkpoints under {CHECKPOINTS_DIR}: the Space will start with no model", file=sys.stderr)
+    if not args.repo:
+        p.error("give a repository id USER/NAME (or --write-examples)")
     try:
-        url = publish(args.space, root=REPO_ROOT, private=args.private, dry_run=args.dry_run)
-    except ValueError as err:
+        if args.model:
+            url, files = publish_model(args.model, args.repo, private=args.private, dry_run=args.dry_run)
+            print(("would publish " if args.dry_run else "published ") + f"{args.model} ({len(files)} files: "
+                  f"{', '.join(files)}) to {url}")
+            return 0
+        models = bundled()
+        if not models:
+            print(f"warning: no checkpoints under {CHECKPOINTS_DIR}: the Space will start with no model",
+                  file=sys.stderr)
+        url = publish(args.repo, root=REPO_ROOT, private=args.private, dry_run=args.dry_run)
+    except (ValueError, FileNotFoundError, HubError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(("would publish " if args.dry_run else "published ") + f"{', '.join(models) or 'no models'} to {url}")

@@ -4,41 +4,32 @@ The design starts from seed 004's UNet, where time and class are injected by sma
 blocks, and grows it with what seeds 001-003 found helps: a sinusoidal time embedding, GroupNorm
 residual blocks that take the embedding as a per-channel scale and shift (FiLM), and optional
 self-attention at chosen resolutions. Sizes are configurable; 28x28 and 32x32 inputs are the target.
+
+It is a diffusers ``ModelMixin`` + ``ConfigMixin``: ``@register_to_config`` records the ``__init__``
+arguments, so ``save_pretrained(folder)`` writes ``config.json`` + ``diffusion_pytorch_model.safetensors``
+and ``ScratchUNet.from_pretrained(folder)`` rebuilds it, as for any diffusers model.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
+from diffusers import ConfigMixin, ModelMixin
+from diffusers.configuration_utils import register_to_config
 from torch import nn
 
 
-@dataclass
-class ScratchUNetConfig:
-    image_size: int = 28
-    in_channels: int = 1
-    num_classes: int | None = 10          # None: unconditional; else labels 0..n-1 and n = "no class"
-    base_channels: int = 32
-    channel_mults: tuple[int, ...] = (1, 2, 2)   # one level each; every level but the last halves H, W
-    num_res_blocks: int = 2
-    attention: tuple[bool, ...] = (False, True, True)  # self-attention after the res blocks of a level
-    dropout: float = 0.0
-    groups: int = 8
-
-    def __post_init__(self):
-        self.channel_mults = tuple(self.channel_mults)
-        self.attention = tuple(self.attention)
-        if len(self.attention) != len(self.channel_mults):
-            raise ValueError("attention needs one flag per level in channel_mults")
-        factor = 2 ** (len(self.channel_mults) - 1)
-        if self.image_size % factor:
-            raise ValueError(f"image_size {self.image_size} must be divisible by {factor} "
-                             f"for {len(self.channel_mults)} levels")
-        for mult in self.channel_mults:
-            if (self.base_channels * mult) % self.groups:
-                raise ValueError(f"channels {self.base_channels * mult} not divisible by groups {self.groups}")
+def _check_sizes(image_size: int, base_channels: int, channel_mults: tuple[int, ...], attention: tuple[bool, ...],
+                 groups: int) -> None:
+    if len(attention) != len(channel_mults):
+        raise ValueError("attention needs one flag per level in channel_mults")
+    factor = 2 ** (len(channel_mults) - 1)
+    if image_size % factor:
+        raise ValueError(f"image_size {image_size} must be divisible by {factor} for {len(channel_mults)} levels")
+    for mult in channel_mults:
+        if (base_channels * mult) % groups:
+            raise ValueError(f"channels {base_channels * mult} not divisible by groups {groups}")
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -102,16 +93,23 @@ class SelfAttention(nn.Module):
         return x + self.out(h.transpose(-1, -2).reshape(B, C, H, W))
 
 
-class ScratchUNet(nn.Module):
+class ScratchUNet(ModelMixin, ConfigMixin):
     """eps_theta(x_t, t, y): (B, C, H, W) in [-1,1], (B,) int timesteps, (B,) int labels -> (B, C, H, W).
 
     Labels run 0..num_classes-1, and ``num_classes`` itself means "no class" (the null label that
-    classifier-free guidance trains with and samples against).
+    classifier-free guidance trains with and samples against). ``num_classes=None``: unconditional.
+    ``channel_mults`` gives one level each (every level but the last halves H and W), ``attention`` one
+    flag per level (self-attention after that level's res blocks); channels are ``base_channels * mult``.
     """
 
-    def __init__(self, config: ScratchUNetConfig):
+    @register_to_config
+    def __init__(self, image_size: int = 28, in_channels: int = 1, num_classes: int | None = 10,
+                 base_channels: int = 32, channel_mults: tuple[int, ...] = (1, 2, 2), num_res_blocks: int = 2,
+                 attention: tuple[bool, ...] = (False, True, True), dropout: float = 0.0, groups: int = 8):
         super().__init__()
-        self.config = config
+        channel_mults, attention = tuple(channel_mults), tuple(attention)  # from_pretrained gives JSON lists
+        _check_sizes(image_size, base_channels, channel_mults, attention, groups)
+        config = self.config
         ch0 = config.base_channels
         emb_dim = 4 * ch0
         self.time_mlp = FCBlock(ch0, emb_dim)
@@ -126,10 +124,10 @@ class ScratchUNet(nn.Module):
                     blocks.append(SelfAttention(c_out, config.groups))
             return blocks
 
-        chans = [ch0 * m for m in config.channel_mults]
+        chans = [ch0 * m for m in channel_mults]
         self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
         c = ch0
-        for i, (c_out, attn) in enumerate(zip(chans, config.attention)):
+        for i, (c_out, attn) in enumerate(zip(chans, attention)):
             self.down.append(level_blocks(c, c_out, attn, config.num_res_blocks))
             last = i == len(chans) - 1
             self.downsample.append(nn.Identity() if last else nn.Conv2d(c_out, c_out, 3, stride=2, padding=1))
@@ -138,7 +136,7 @@ class ScratchUNet(nn.Module):
                                   SelfAttention(c, config.groups),
                                   ResBlock(c, c, emb_dim, config.groups, config.dropout)])
         self.up, self.upsample = nn.ModuleList(), nn.ModuleList()
-        for i, (c_skip, attn) in reversed(list(enumerate(zip(chans, config.attention)))):
+        for i, (c_skip, attn) in reversed(list(enumerate(zip(chans, attention)))):
             self.up.append(level_blocks(c + c_skip, c_skip, attn, config.num_res_blocks))
             self.upsample.append(nn.Identity() if i == 0 else
                                  nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
@@ -175,6 +173,3 @@ class ScratchUNet(nn.Module):
             h = self._run(blocks, torch.cat([h, skips.pop()], dim=1), emb)
             h = up(h)
         return self.head(h)
-
-    def config_dict(self) -> dict:
-        return asdict(self.config)

@@ -42,16 +42,16 @@ def test_cli_sample_uses_the_models_own_guidance_and_sampler_unless_told(tmp_pat
         return capsys.readouterr().out
 
     assert f"dpm++ 2 steps, guidance {ddpm.recipes.DEFAULT_GUIDANCE:g}," in run()
-    config = json.loads((tiny_checkpoint / "config.json").read_text())
+    config = json.loads((tiny_checkpoint / "ddpm_config.json").read_text())
     try:
-        (tiny_checkpoint / "config.json").write_text(json.dumps({**config, "sampling": {"guidance": 4}}))
+        (tiny_checkpoint / "ddpm_config.json").write_text(json.dumps({**config, "sampling": {"guidance": 4}}))
         assert "dpm++ 2 steps, guidance 4," in run()
         assert "guidance 0.5," in run("--guidance", "0.5")
-        (tiny_checkpoint / "config.json").write_text(json.dumps({**config, "sampling": {"sampler": "dpm++sde"}}))
+        (tiny_checkpoint / "ddpm_config.json").write_text(json.dumps({**config, "sampling": {"sampler": "dpm++sde"}}))
         assert "dpm++sde 2 steps, guidance 1.5," in run()
         assert "ddim 2 steps, guidance 2," in run("--sampler", "ddim", "--guidance", "2")
     finally:
-        (tiny_checkpoint / "config.json").write_text(json.dumps(config))
+        (tiny_checkpoint / "ddpm_config.json").write_text(json.dumps(config))
 
 
 def test_cli_sample_per_class_png_and_batches(tmp_path, tiny_checkpoint):
@@ -128,10 +128,10 @@ def test_cli_train_from_a_toml_then_export_a_snapshot(tmp_path, capsys):
     model = ddpm.load(snapshot)
     assert model.class_names == names and model.meta["training"]["steps"] == 2
     assert model.weights_dtype == "float32"
-    size = (snapshot / "model.safetensors").stat().st_size
+    size = (snapshot / "unet" / "diffusion_pytorch_model.safetensors").stat().st_size
     assert main(["train", str(config), "--export-now", "--weights-dtype", "float16", "--export-to", str(snapshot)]) == 0
     assert ddpm.load(snapshot).weights_dtype == "float16"
-    assert (snapshot / "model.safetensors").stat().st_size < 0.6 * size
+    assert (snapshot / "unet" / "diffusion_pytorch_model.safetensors").stat().st_size < 0.6 * size
     fresh = tmp_path / "fresh.toml"
     fresh.write_text(config.read_text().replace(str(tmp_path / "run"), str(tmp_path / "other")))
     assert main(["train", str(fresh), "--export-now"]) == 2

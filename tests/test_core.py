@@ -564,10 +564,10 @@ def test_a_checkpoint_carries_its_own_default_guidance_and_sampler(tiny_model, t
     assert loaded.default_sampler == "dpm++"
     model.meta["sampling"] = {"guidance": 3, "sampler": "dpm++sde"}
     assert ddpm.load(model.save(tmp_path / "m")).default_sampler == "dpm++sde"
-    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config = json.loads((tmp_path / "m" / "ddpm_config.json").read_text())
     for bad in ({"guidance": 99}, {"guidance": "high"}, {"guidance": True}, [3], {"sampler": "euler"},
                 {"sampler": None}, {"guidence": 3}):
-        (tmp_path / "m" / "config.json").write_text(json.dumps({**config, "sampling": bad}))
+        (tmp_path / "m" / "ddpm_config.json").write_text(json.dumps({**config, "sampling": bad}))
         with pytest.raises(ValueError, match='"sampling" should be'):
             ddpm.load(tmp_path / "m")
 
@@ -582,10 +582,10 @@ def test_a_float16_checkpoint_stores_half_the_bytes_and_loads_the_rounded_weight
     model = ddpm.DiffusionModel(model.denoiser, model.schedule, model.class_names, name="half",
                                 meta={"weights_dtype": "float16"})
     half = model.save(tmp_path / "half")
-    with safe_open(half / "model.safetensors", "pt") as f:
+    with safe_open(half / "unet" / "diffusion_pytorch_model.safetensors", "pt") as f:
         assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
     assert next(model.denoiser.parameters()).dtype == torch.float32  # saving left the model alone
-    size = {p: (p / "model.safetensors").stat().st_size for p in (full, half)}
+    size = {p: (p / "unet" / "diffusion_pytorch_model.safetensors").stat().st_size for p in (full, half)}
     assert 0.45 < size[half] / size[full] < 0.55
     loaded = ddpm.load(half)
     assert loaded.weights_dtype == "float16"
@@ -594,9 +594,9 @@ def test_a_float16_checkpoint_stores_half_the_bytes_and_loads_the_rounded_weight
         assert got.dtype == want.dtype, name
         assert torch.equal(got, want.half().to(want.dtype)), name  # exactly the rounded weights
     again = loaded.save(tmp_path / "again")  # a float16 model stays float16
-    assert (again / "model.safetensors").stat().st_size == size[half]
-    config = json.loads((half / "config.json").read_text())
-    (half / "config.json").write_text(json.dumps({**config, "weights_dtype": "int8"}))
+    assert (again / "unet" / "diffusion_pytorch_model.safetensors").stat().st_size == size[half]
+    config = json.loads((half / "ddpm_config.json").read_text())
+    (half / "ddpm_config.json").write_text(json.dumps({**config, "weights_dtype": "int8"}))
     with pytest.raises(ValueError, match='"weights_dtype" should be one of float32, float16'):
         ddpm.load(half)
 
@@ -626,22 +626,22 @@ def saved(tiny_model, tmp_path):
 
 
 def test_load_reports_a_corrupt_config(saved):
-    (saved / "config.json").write_text('{"format": "ddpm-checkpoint/1", ')
-    with pytest.raises(ValueError, match="config.json is not valid JSON"):
+    (saved / "ddpm_config.json").write_text('{"format": "ddpm-checkpoint/2", ')
+    with pytest.raises(ValueError, match="ddpm_config.json is not valid JSON"):
         ddpm.load(saved)
 
 
 def test_load_reports_an_incomplete_config(saved):
-    config = json.loads((saved / "config.json").read_text())
-    del config["model"]
-    (saved / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match="incomplete or malformed"):
+    config = json.loads((saved / "ddpm_config.json").read_text())
+    del config["family"]
+    (saved / "ddpm_config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="incomplete"):
         ddpm.load(saved)
 
 
 def test_load_reports_missing_weights(saved):
-    (saved / "model.safetensors").unlink()
-    with pytest.raises(FileNotFoundError, match=r"weights file .*model\.safetensors is missing"):
+    (saved / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match=r"weights file .*diffusion_pytorch_model\.safetensors is missing"):
         ddpm.load(saved)
 
 
@@ -717,7 +717,7 @@ def test_a_hub_repository_too_big_for_the_app_is_refused_before_any_download(mon
 
 
 def test_load_reports_truncated_weights(saved):
-    weights = saved / "model.safetensors"
+    weights = saved / "unet" / "diffusion_pytorch_model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-100])
     with pytest.raises(ValueError, match="could not load weights from"):
         ddpm.load(saved)
@@ -725,7 +725,8 @@ def test_load_reports_truncated_weights(saved):
 
 def test_load_reports_weights_of_another_model(saved, tiny_model, tmp_path):
     other = tiny_model("unet2d-class").save(tmp_path / "other")
-    (saved / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes())
+    weights = "unet/diffusion_pytorch_model.safetensors"
+    (saved / weights).write_bytes((other / weights).read_bytes())
     with pytest.raises(ValueError, match="do not fit the model|could not load weights"):
         ddpm.load(saved)
 

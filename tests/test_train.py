@@ -27,8 +27,8 @@ def test_two_training_steps_give_a_finite_loss_and_move_the_weights(tmp_path, fa
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
     model = ddpm.load(folder)
     assert model.class_names == names and model.denoiser.family == family
-    assert json.loads((folder / "config.json").read_text())["training"]["steps"] == 2
-    assert (folder / "README.md").read_text().startswith("# toy")
+    assert json.loads((folder / "ddpm_config.json").read_text())["training"]["steps"] == 2
+    assert "\n---\n\n# toy\n" in (folder / "README.md").read_text()  # the title, under the Hub front matter
 
 
 def test_loss_falls_on_a_learnable_toy_set(tmp_path):
@@ -137,7 +137,7 @@ def test_init_from_continues_a_finished_checkpoint(tmp_path):
     third = Trainer(config, images, labels, names)
     assert third.step == 5 and third.start_step == 3
     third.fit()
-    meta = json.loads((tmp_path / "b" / "final" / "config.json").read_text())["training"]
+    meta = json.loads((tmp_path / "b" / "final" / "ddpm_config.json").read_text())["training"]
     assert meta["steps"] == 7 and meta["continued_from"] == f"{folder} at step 3"
     assert "continued from" in (tmp_path / "b" / "final" / "README.md").read_text()
 

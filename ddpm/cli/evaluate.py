@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="model precision while sampling (default float32)")
     parser.add_argument("--batch", type=int, default=EVALUATE_BATCH, help=f"sampling batch size (default {EVALUATE_BATCH})")
     parser.add_argument("--write-card", action="store_true",
-                        help="store the rows in the checkpoint's config.json (replacing rows of the same setting, "
+                        help="store the rows in the checkpoint's ddpm_config.json (replacing rows of the same setting, "
                              "keeping the others) and regenerate its README.md")
     return parser
 
@@ -70,5 +70,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        print(f"wrote the metrics into {folder / 'config.json'} and {folder / 'README.md'}")
+        from ..checkpoint import own_config_path
+
+        print(f"wrote the metrics into {own_config_path(folder)} and {folder / 'README.md'}")
     return 0
