@@ -31,6 +31,17 @@ from .views import AFAR_FACTOR, View, area_down, get_view
 MAX_CANDIDATES = 64
 MAX_BEST_OF = 16
 DEFAULT_TEMPERATURE = 1.0
+DEFAULT_ILLUSION_GUIDANCE = 3.0  # the Illusions tab's; the measurements in PRESETS used it
+
+# Pairs that work on the first try (A/B:VIEW, LOW/HIGH:hybrid), measured with ``evaluate_pairs``
+# (32 samples, dpm++ 20 steps, guidance 3; see the report of issue #21). Emoji classes are CLDR
+# categories and may change with the dataset.
+PRESETS: dict[str, list[str]] = {
+    "mnist": ["6/9:rot180", "2/5:flip_v", "8/3:hybrid"],
+    "fashion": [],
+    "letters": ["N/Z:rot90", "M/W:flip_v"],
+    "emoji": [],
+}
 
 
 def from_afar(x: torch.Tensor, factor: int = AFAR_FACTOR) -> torch.Tensor:
@@ -125,3 +136,127 @@ def sample_best(job, readings: Sequence[Reading], classifier, best_of: int = 1,
     every = score(classifier, candidates, readings, temperature)
     images, best, _ = pick_best(candidates, every, best_of)
     return images, best, every
+
+
+# -- illusions by name, and their evaluation -------------------------------------------------------------
+@dataclass(frozen=True)
+class Pair:
+    """One illusion to make: ``classes`` (A, B) and ``view`` (an anagram's second view, or "hybrid":
+    A from afar, B up close)."""
+
+    first: str
+    second: str
+    view: str
+
+    @property
+    def kind(self) -> str:
+        return "hybrid" if self.view == "hybrid" else "anagram"
+
+    def __str__(self):
+        return f"{self.first}/{self.second}:{self.view}"
+
+
+def parse_pairs(text: str) -> list[Pair]:
+    """"6/9:rot180,0/1:hybrid" -> Pairs (view names as ``views.get_view`` takes them)."""
+    pairs = []
+    for item in filter(None, (s.strip() for s in str(text).split(","))):
+        classes, _, view = item.rpartition(":")
+        first, slash, second = classes.partition("/")
+        if not (slash and first and second and view):
+            raise ValueError(f"bad pair {item!r}: write A/B:VIEW (e.g. 6/9:rot180) or LOW/HIGH:hybrid")
+        if view != "hybrid":
+            get_view(view)
+        pairs.append(Pair(first, second, view))
+    if not pairs:
+        raise ValueError("no pairs given: write A/B:VIEW,... (e.g. 6/9:rot180,0/1:hybrid)")
+    return pairs
+
+
+def illusion_job(model: DiffusionModel, pair: Pair, n: int, settings, factor: int = AFAR_FACTOR):
+    """(Job of ``n`` candidates, its readings) for ``pair``, with the recipes' defaults."""
+    from . import recipes
+
+    if pair.kind == "hybrid":
+        job = recipes.hybrid(model, pair.first, pair.second, n=n, settings=settings, factor=factor)
+        return job, hybrid_readings(model, pair.first, pair.second, factor)
+    parts = [(pair.first, "identity"), (pair.second, pair.view)]
+    return recipes.anagram(model, parts, n=n, settings=settings), anagram_readings(model, parts)
+
+
+def expected_best_of(key: torch.Tensor, accepted: torch.Tensor, best_of: int) -> float:
+    """The chance that the candidate with the highest ``key`` among ``best_of`` drawn at random from the
+    n given (without replacement) is ``accepted``: exact over all subsets, so n samples estimate
+    best-of-K acceptance with far less noise than n / K disjoint groups would."""
+    import math
+
+    n = len(key)
+    if not 1 <= best_of <= n:
+        raise ValueError(f"best of {best_of} needs at least that many samples, got {n}")
+    order = torch.argsort(key, descending=True, stable=True)
+    weights = torch.tensor([math.comb(n - 1 - j, best_of - 1) for j in range(n)], dtype=torch.float64)
+    return float((weights * accepted[order].double()).sum() / math.comb(n, best_of))
+
+
+# The independent grader: another width and seed than ``evaluate.classifier_for``'s (the ranker).
+GRADER_KEY = "grader-s1-w24"
+GRADER_EPOCHS = {"emoji": 100}  # the small emoji set needs many epochs (as evaluate.RECIPES says)
+
+
+def grader_for(dataset: str, log: Callable[[str], None] = print):
+    """A second classifier for ``dataset`` (widths 24/48/96, seed 1, 3 epochs), trained once on its
+    train split and cached next to ``evaluate.classifier_for``'s, to grade what that one ranked."""
+    from . import data
+    from .evaluate import ClassifierConfig, accuracy, classifier_dir, load_classifier, save_classifier, train_classifier
+
+    folder = classifier_dir(dataset)
+    cached = load_classifier(folder, GRADER_KEY)
+    if cached is not None:
+        return cached
+    train, test = data.load(dataset, "train"), data.load(dataset, "test")
+    config = ClassifierConfig(channels=train.images.shape[1], num_classes=len(train.class_names),
+                              widths=(24, 48, 96), feature_dim=96, dropout=0.2)
+    log(f"training the {dataset} grader on {len(train)} images; cached in {folder}")
+    grader = train_classifier(train.images, train.labels, config.num_classes, epochs=GRADER_EPOCHS.get(dataset, 3),
+                              seed=1, batch_size=64 if dataset in GRADER_EPOCHS else 128, config=config,
+                              progress=False)
+    save_classifier(grader, folder, GRADER_KEY, {"dataset": dataset, "role": "grader",
+                                                 "test_accuracy": round(accuracy(grader, test.images, test.labels), 5)})
+    return grader
+
+
+def evaluate_pairs(model: DiffusionModel, pairs: Sequence[Pair], n: int, best_of: int, ranker, grader,
+                   settings, factor: int = AFAR_FACTOR, log: Callable[[str], None] | None = None) -> list[dict]:
+    """Per pair, ``n`` single samples (one batched job per 64): ``single`` is the fraction the ``grader``
+    accepts in every reading; ``best_of`` is the grader's acceptance of the ``ranker``'s pick among
+    ``best_of`` candidates (see :func:`expected_best_of`). Two classifiers trained apart, so the ranking
+    does not grade itself. Rows are dicts (see :func:`format_table`)."""
+    import time
+
+    rows = []
+    for pair in pairs:
+        started, images = time.monotonic(), []
+        for i, start in enumerate(range(0, n, 64)):
+            job, readings = illusion_job(model, pair, min(64, n - start), settings.with_(seed=settings.seed + i), factor)
+            images.append(job.run())
+        images = torch.cat(images)
+        ranked, graded = score(ranker, images, readings), score(grader, images, readings)
+        key = ranked["score"] + 2 * ranked["accepted"].float()
+        rows.append({"model": model.name, "pair": str(pair), "kind": pair.kind, "n": n,
+                     "single": graded["accepted"].float().mean().item(), "best_of": best_of,
+                     "best": expected_best_of(key, graded["accepted"], best_of),
+                     "ranker_single": ranked["accepted"].float().mean().item(),
+                     "probs": [round(p, 3) for p in graded["probs"].mean(0).tolist()],
+                     "seconds": round(time.monotonic() - started, 1)})
+        if log is not None:
+            log(format_table(rows[-1:], header=False))
+    return rows
+
+
+def format_table(rows: Sequence[dict], header: bool = True) -> str:
+    """Rows from :func:`evaluate_pairs` -> a Markdown table."""
+    lines = ["| model | pair | single accepted | best of K accepted | ranker's single | mean p per reading | seconds |",
+             "|---|---|---|---|---|---|---|"] if header else []
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['pair']} | {r['single']:.2f} | {r['best']:.2f} (K={r['best_of']}) | "
+                     f"{r['ranker_single']:.2f} | {', '.join(f'{p:.2f}' for p in r['probs'])} | {r['seconds']:.0f} |")
+    return "\n".join(lines)

@@ -156,3 +156,52 @@ def test_anagram_readings_follow_the_parts(tiny_model):
     x = rand_images(1)
     torch.testing.assert_close(r[1].view(x), x.rot90(2, dims=(-2, -1)))
     assert isinstance(r[0].view, View)
+
+
+def test_expected_best_of_equals_the_average_over_every_subset():
+    import itertools
+
+    key = torch.tensor([0.3, 0.9, 0.1, 0.5, 0.7, 0.2])
+    accepted = torch.tensor([True, False, True, True, False, True])
+    for k in (1, 2, 3, 6):
+        subsets = list(itertools.combinations(range(6), k))
+        brute = sum(accepted[max(s, key=lambda i: key[i])].item() for s in subsets) / len(subsets)
+        assert illusions.expected_best_of(key, accepted, k) == pytest.approx(brute, abs=1e-12)
+    with pytest.raises(ValueError, match="at least that many"):
+        illusions.expected_best_of(key, accepted, 7)
+
+
+# -- 4. pairs, evaluation, the command line --------------------------------------------------------------
+def test_parse_pairs_reads_views_and_hybrids_and_refuses_bad_ones():
+    pairs = illusions.parse_pairs("6/9:rot180, 0/1:hybrid")
+    assert [(p.first, p.second, p.view, p.kind) for p in pairs] == [("6", "9", "rot180", "anagram"),
+                                                                     ("0", "1", "hybrid", "hybrid")]
+    for bad, match in (("6/9", "bad pair"), ("6:rot180", "bad pair"), ("6/9:spin", "unknown view"), ("", "no pairs")):
+        with pytest.raises(ValueError, match=match):
+            illusions.parse_pairs(bad)
+
+
+def test_evaluate_pairs_gives_one_row_per_pair_in_the_unit_range(tiny_model):
+    model = tiny_model()
+    classifier = template_classifier(rand_images(3, seed=8))
+    rows = illusions.evaluate_pairs(model, illusions.parse_pairs("zero/one:flip_v,zero/two:hybrid"), n=4, best_of=2,
+                                    ranker=classifier, grader=classifier,
+                                    settings=ddpm.Settings(steps=2, guidance=1.0))
+    assert [r["pair"] for r in rows] == ["zero/one:flip_v", "zero/two:hybrid"]
+    for r in rows:
+        assert 0 <= r["single"] <= 1 and 0 <= r["best"] <= 1 and r["n"] == 4 and len(r["probs"]) == 2
+        assert r["single"] == r["ranker_single"]  # one classifier: its own grade
+    assert illusions.format_table(rows).count("\n") == 3
+
+
+def test_hybrid_recipe_splits_by_the_area_projection_by_default(tiny_model):
+    model = tiny_model()
+    job = ddpm.hybrid(model, "zero", "one", n=2, settings=ddpm.Settings(guidance=1.0), factor=4)
+    x, t, den = torch.randn(2, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(9)), 20, model.denoiser
+    with torch.no_grad():
+        by_hand = area_lowpass(den(x, t, torch.tensor([0, 0])), 4) + area_highpass(den(x, t, torch.tensor([1, 1])), 4)
+    torch.testing.assert_close(job.eps_fn(x, t), by_hand, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="not both"):
+        ddpm.hybrid(model, "zero", "one", sigma=1.0, factor=4)
+    with pytest.raises(ValueError, match="from-afar factor"):
+        ddpm.hybrid(model, "zero", "one", factor=3)
