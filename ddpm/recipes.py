@@ -248,7 +248,7 @@ def anagram(model: DiffusionModel, parts: Sequence[tuple[object, str | View]], n
 
 
 def hybrid(model: DiffusionModel, low_label, high_label, sigma: float | None = None, n: int = 1,
-           settings: Settings = Settings(), factor: int | None = None) -> Job:
+           settings: Settings = Settings(), factor: int | None = None, high_guidance: float | None = None) -> Job:
     """A hybrid image (factorised diffusion): the low frequencies of ``low_label``'s noise estimate
     plus the high frequencies of ``high_label``'s, so it reads as one class from afar and the other
     up close.
@@ -256,7 +256,8 @@ def hybrid(model: DiffusionModel, low_label, high_label, sigma: float | None = N
     The split is, by default, the area projection of ``views.area_lowpass`` with ``factor``
     (default ``views.AFAR_FACTOR``): the low part is exactly what ``illusions.from_afar`` sees and the
     high part is invisible from afar. ``sigma`` instead splits with a Gaussian blur of that std in
-    pixels (the Factorized Diffusion paper's filter; give one or the other).
+    pixels (the Factorized Diffusion paper's filter; give one or the other). ``high_guidance`` is the
+    high part's own guidance scale (None: ``settings.guidance``, as the low part's).
     """
     if sigma is not None and factor is not None:
         raise ValueError("give the blur sigma or the from-afar factor, not both")
@@ -269,10 +270,12 @@ def hybrid(model: DiffusionModel, low_label, high_label, sigma: float | None = N
         factor = AFAR_FACTOR if factor is None else factor
         check_factor(factor, model.image_size, model.image_size)
         low, high = partial(area_lowpass, factor=factor), partial(area_highpass, factor=factor)
+    if high_guidance is not None and not 0 <= high_guidance <= MAX_GUIDANCE:
+        raise ValueError(f"high_guidance must be between 0 and {MAX_GUIDANCE}, got {high_guidance}")
     _check_batch(2 * n)
     identity = View()
     terms = [Part(_labels(model, low_label, batch=n), identity, low),
-             Part(_labels(model, high_label, batch=n), identity, high)]
+             Part(_labels(model, high_label, batch=n), identity, high, high_guidance)]
     eps_fn = composite_estimate(model.denoiser, terms, "sum", settings.guidance, settings.dtype,
                                 _forward(model, settings))
     return _job(model, settings, eps_fn, None, shape=(n, model.channels, model.image_size, model.image_size))

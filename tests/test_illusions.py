@@ -205,3 +205,15 @@ def test_hybrid_recipe_splits_by_the_area_projection_by_default(tiny_model):
         ddpm.hybrid(model, "zero", "one", sigma=1.0, factor=4)
     with pytest.raises(ValueError, match="from-afar factor"):
         ddpm.hybrid(model, "zero", "one", factor=3)
+
+
+def test_hybrid_high_guidance_scales_only_the_high_part(tiny_model):
+    model = tiny_model()
+    x, t, den = torch.randn(2, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(10)), 20, model.denoiser
+    job = ddpm.hybrid(model, "zero", "one", n=2, settings=ddpm.Settings(guidance=2.0), factor=4, high_guidance=5.0)
+    with torch.no_grad():
+        null = torch.full((2,), 3)
+        low_c, low_u = den(x, t, torch.tensor([0, 0])), den(x, t, null)
+        high_c = den(x, t, torch.tensor([1, 1]))
+        by_hand = area_lowpass(low_u + 2 * (low_c - low_u), 4) + area_highpass(low_u + 5 * (high_c - low_u), 4)
+    torch.testing.assert_close(job.eps_fn(x, t), by_hand, rtol=0, atol=1e-5)
