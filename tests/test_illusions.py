@@ -217,3 +217,20 @@ def test_hybrid_high_guidance_scales_only_the_high_part(tiny_model):
         high_c = den(x, t, torch.tensor([1, 1]))
         by_hand = area_lowpass(low_u + 2 * (low_c - low_u), 4) + area_highpass(low_u + 5 * (high_c - low_u), 4)
     torch.testing.assert_close(job.eps_fn(x, t), by_hand, rtol=0, atol=1e-5)
+
+
+def test_the_command_line_refuses_bad_requests_before_any_work(tmp_path, capsys):
+    import argparse
+
+    from ddpm import illusion_cli
+
+    parser = illusion_cli.add_illusion_arguments(argparse.ArgumentParser())
+    for argv, message in ((["anagram", "--model", "mnist", "--classes", "1", "--view", "flip_h"], "two classes"),
+                          (["hybrid", "--model", "mnist", "--classes", "0,1", "--n", "9", "--best-of", "8"], "candidates"),
+                          (["hybrid", "--model", "mnist", "--classes", "0,1", "--out", "x.gif"], ".npz or .png")):
+        args = parser.parse_args(argv + ([] if "--out" in argv else ["--out", str(tmp_path / "x.npz")]))
+        assert args.run(args) == 2
+        assert message in capsys.readouterr().err
+    evaluate = illusion_cli.add_evaluate_arguments(argparse.ArgumentParser())
+    args = evaluate.parse_args(["--model", "mnist", "--n", "4", "--best-of", "8"])
+    assert args.run(args) == 2 and "at least --best-of" in capsys.readouterr().err
