@@ -42,6 +42,8 @@ def add_illusion_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
             split.add_argument("--sigma", type=float, default=None, help="split by a Gaussian blur of this std (px)")
             split.add_argument("--factor", type=int, default=None,
                                help=f"split by what survives area-downsampling by F (default {illusions.AFAR_FACTOR})")
+            p.add_argument("--high-guidance", type=float, default=illusions.DEFAULT_HIGH_GUIDANCE,
+                           help=f"the up-close part's own guidance (default {illusions.DEFAULT_HIGH_GUIDANCE:g})")
         p.add_argument("--n", type=int, default=1, help="results (default 1)")
         p.add_argument("--best-of", type=int, default=1, help="candidates per result, the best kept (default 1)")
         _sampling(p, illusions.DEFAULT_ILLUSION_GUIDANCE)
@@ -86,7 +88,8 @@ def make(args) -> tuple:
         job, readings = anagram(model, parts, n=total, settings=settings), illusions.anagram_readings(model, parts)
     else:
         factor = None if args.sigma is not None else (args.factor or illusions.AFAR_FACTOR)
-        job = hybrid(model, *classes, sigma=args.sigma, factor=factor, n=total, settings=settings)
+        job = hybrid(model, *classes, sigma=args.sigma, factor=factor, n=total, settings=settings,
+                     high_guidance=args.high_guidance)
         readings = illusions.hybrid_readings(model, *classes, factor or illusions.AFAR_FACTOR)
     if model.dataset is None:
         raise ValueError(f"model {model.name!r} names no dataset, so there is no classifier to score it")
