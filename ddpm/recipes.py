@@ -19,7 +19,8 @@ from .device import generator as make_generator
 from .device import resolve_dtype
 from .sampling import Job, Part, composite_estimate, noise_estimate
 from .schedule import SAMPLERS
-from .views import View, default_sigma, get_view, highpass, lowpass
+from .views import (AFAR_FACTOR, View, area_highpass, area_lowpass, check_factor, default_sigma, get_view, highpass,
+                    lowpass)
 
 
 @dataclass(frozen=True)
@@ -247,17 +248,34 @@ def anagram(model: DiffusionModel, parts: Sequence[tuple[object, str | View]], n
 
 
 def hybrid(model: DiffusionModel, low_label, high_label, sigma: float | None = None, n: int = 1,
-           settings: Settings = Settings()) -> Job:
+           settings: Settings = Settings(), factor: int | None = None, high_guidance: float | None = None) -> Job:
     """A hybrid image (factorised diffusion): the low frequencies of ``low_label``'s noise estimate
     plus the high frequencies of ``high_label``'s, so it reads as one class from afar and the other
-    up close. ``sigma`` is the Gaussian's std in pixels (default scaled to the image size)."""
-    sigma = default_sigma(model.image_size) if sigma is None else float(sigma)
-    if not 0 < sigma <= model.image_size:
-        raise ValueError(f"blur sigma must be in (0, {model.image_size}] pixels, got {sigma}")
+    up close.
+
+    The split is, by default, the area projection of ``views.area_lowpass`` with ``factor``
+    (default ``views.AFAR_FACTOR``): the low part is exactly what ``illusions.from_afar`` sees and the
+    high part is invisible from afar. ``sigma`` instead splits with a Gaussian blur of that std in
+    pixels (the Factorized Diffusion paper's filter; give one or the other). ``high_guidance`` is the
+    high part's own guidance scale (None: ``settings.guidance``, as the low part's).
+    """
+    if sigma is not None and factor is not None:
+        raise ValueError("give the blur sigma or the from-afar factor, not both")
+    if sigma is not None:
+        sigma = float(sigma)
+        if not 0 < sigma <= model.image_size:
+            raise ValueError(f"blur sigma must be in (0, {model.image_size}] pixels, got {sigma}")
+        low, high = partial(lowpass, sigma=sigma), partial(highpass, sigma=sigma)
+    else:
+        factor = AFAR_FACTOR if factor is None else factor
+        check_factor(factor, model.image_size, model.image_size)
+        low, high = partial(area_lowpass, factor=factor), partial(area_highpass, factor=factor)
+    if high_guidance is not None and not 0 <= high_guidance <= MAX_GUIDANCE:
+        raise ValueError(f"high_guidance must be between 0 and {MAX_GUIDANCE}, got {high_guidance}")
     _check_batch(2 * n)
     identity = View()
-    terms = [Part(_labels(model, low_label, batch=n), identity, partial(lowpass, sigma=sigma)),
-             Part(_labels(model, high_label, batch=n), identity, partial(highpass, sigma=sigma))]
+    terms = [Part(_labels(model, low_label, batch=n), identity, low),
+             Part(_labels(model, high_label, batch=n), identity, high, high_guidance)]
     eps_fn = composite_estimate(model.denoiser, terms, "sum", settings.guidance, settings.dtype,
                                 _forward(model, settings))
     return _job(model, settings, eps_fn, None, shape=(n, model.channels, model.image_size, model.image_size))

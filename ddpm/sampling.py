@@ -107,7 +107,7 @@ def iterate(job: Job) -> Iterator[Step]:
 
 
 # -- noise-estimate functions ---------------------------------------------------------------------
-def noise_estimate(denoiser: Denoiser, labels: torch.Tensor | None = None, guidance: float = 1.0,
+def noise_estimate(denoiser: Denoiser, labels: torch.Tensor | None = None, guidance: float | torch.Tensor = 1.0,
                    dtype: str | torch.dtype = "float32", forward: Callable | None = None) -> EpsFn:
     """``eps_fn(x, t)`` for a denoiser, with classifier-free guidance when labels are given.
 
@@ -115,6 +115,7 @@ def noise_estimate(denoiser: Denoiser, labels: torch.Tensor | None = None, guida
     ``eps_null + guidance * (eps_cond - eps_null)``: 0 is unconditional, 1 is plain conditional.
     ``labels`` (B,) may contain the null label (those rows get the unconditional estimate).
     ``forward`` replaces ``denoiser`` for the call itself (e.g. a ``torch.compile``d copy).
+    ``guidance`` may be a (B,) tensor: one scale per row.
     """
     forward = forward if forward is not None else denoiser
     conditional = labels is not None and denoiser.num_classes is not None
@@ -129,7 +130,8 @@ def noise_estimate(denoiser: Denoiser, labels: torch.Tensor | None = None, guida
             y = labels.to(x.device)
             null = torch.full_like(y, denoiser.num_classes)
             eps_cond, eps_null = forward(torch.cat([x, x]), t_rows, torch.cat([y, null])).float().chunk(2)
-        return eps_null + guidance * (eps_cond - eps_null)
+        scale = guidance.to(x.device).view(-1, 1, 1, 1) if torch.is_tensor(guidance) else guidance
+        return eps_null + scale * (eps_cond - eps_null)
 
     return eps_fn
 
@@ -142,6 +144,7 @@ class Part:
     labels: torch.Tensor | None
     view: Callable[[torch.Tensor], torch.Tensor]
     out: Callable[[torch.Tensor], torch.Tensor]
+    guidance: float | None = None  # this part's own guidance scale (None: the composite's)
 
 
 def composite_estimate(denoiser: Denoiser, parts: Sequence[Part], reduce: str = "mean",
@@ -162,7 +165,11 @@ def composite_estimate(denoiser: Denoiser, parts: Sequence[Part], reduce: str = 
         if null is not None:  # a part without labels contributes unconditional rows
             labels = torch.cat([p.labels.to(torch.long) if p.labels is not None else
                                 torch.full((x.shape[0],), null, dtype=torch.long) for p in parts])
-        eps_all = noise_estimate(denoiser, labels, guidance, dtype, forward)(views, t)
+        scales = guidance
+        if any(p.guidance is not None for p in parts):  # one scale per row, each part's own or the shared one
+            scales = torch.cat([torch.full((x.shape[0],), float(guidance if p.guidance is None else p.guidance))
+                                for p in parts])
+        eps_all = noise_estimate(denoiser, labels, scales, dtype, forward)(views, t)
         terms = [p.out(e) for p, e in zip(parts, eps_all.chunk(len(parts)))]
         total = torch.stack(terms).sum(0)
         return total / len(parts) if reduce == "mean" else total

@@ -203,3 +203,33 @@ def lowpass(x: torch.Tensor, sigma: float) -> torch.Tensor:
 def highpass(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """What the low-pass leaves out: ``x - lowpass(x)``, so the two sum back to x exactly."""
     return x - lowpass(x, sigma)
+
+
+# -- "from afar": area downsampling, and the split of an image by what survives it ---------------------
+AFAR_FACTOR = 4  # 28 px -> 7 px, 32 px -> 8 px: what a hybrid's "from afar" reading sees
+
+
+def check_factor(factor: int, height: int, width: int) -> None:
+    """Raise ValueError unless ``factor`` (an integer > 1) divides both sides of an H x W image."""
+    if not isinstance(factor, int) or factor < 2 or height % factor or width % factor:
+        raise ValueError(f"the from-afar factor must be an integer > 1 dividing the image size {height}x{width}, "
+                         f"got {factor!r}; try one of {divisors(math.gcd(height, width))}")
+
+
+def area_down(x: torch.Tensor, factor: int = AFAR_FACTOR) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, H/factor, W/factor): each output pixel the mean of a factor x factor block."""
+    check_factor(factor, *x.shape[-2:])
+    return torch.nn.functional.avg_pool2d(x, factor)
+
+
+def area_lowpass(x: torch.Tensor, factor: int = AFAR_FACTOR) -> torch.Tensor:
+    """The orthogonal projection onto images that are constant on factor x factor blocks: every pixel
+    replaced by its block's mean. ``area_lowpass(area_lowpass(x)) == area_lowpass(x)``, and
+    ``area_down`` of ``x`` and of ``area_lowpass(x)`` agree: it keeps exactly what a from-afar view sees.
+    Orthogonal, so it splits i.i.d. Gaussian noise into two independent Gaussian parts."""
+    return area_down(x, factor).repeat_interleave(factor, -2).repeat_interleave(factor, -1)
+
+
+def area_highpass(x: torch.Tensor, factor: int = AFAR_FACTOR) -> torch.Tensor:
+    """What ``area_lowpass`` leaves out (every block's mean is 0): invisible from afar."""
+    return x - area_lowpass(x, factor)

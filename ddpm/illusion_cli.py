@@ -1,0 +1,155 @@
+"""The command line of illusions (wired into ``python -m ddpm`` by ddpm/cli.py):
+
+    python -m ddpm illusion anagram --model M --classes A,B --view V [--n N] [--best-of K] ... --out FILE
+    python -m ddpm illusion hybrid  --model M --classes LOW,HIGH [--sigma S | --factor F] ... --out FILE
+    python -m ddpm evaluate-illusions --model M [--pairs A/B:VIEW,...] [--n N] [--best-of K]
+
+``illusion`` draws N x K candidates in one batched job, scores them with the model's classifier
+(``evaluate.classifier_for``) and keeps the best of each K. FILE.npz holds ``images`` float32 in [0, 1],
+(N, H, W) grayscale or (N, H, W, 3) colour, in the dataset's polarity, and ``scores`` (N,) (the
+alignment, min_i p_i); FILE.png is a grid, one row per reading (every view of every result).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from . import illusions
+
+
+def _sampling(parser: argparse.ArgumentParser, guidance: float) -> None:
+    from .schedule import SAMPLERS
+
+    parser.add_argument("--steps", type=int, default=20, help="sampling steps (default 20)")
+    parser.add_argument("--sampler", choices=SAMPLERS, default="dpm++", help="sampler (default dpm++)")
+    parser.add_argument("--guidance", type=float, default=guidance, help=f"guidance scale (default {guidance:g})")
+    parser.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+
+
+def add_illusion_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Subcommands ``anagram`` and ``hybrid`` of ``python -m ddpm illusion``; each sets ``run``."""
+    sub = parser.add_subparsers(dest="illusion", required=True)
+    for kind in ("anagram", "hybrid"):
+        p = sub.add_parser(kind, help=f"make a {'visual anagram' if kind == 'anagram' else 'hybrid image'}")
+        p.add_argument("--model", required=True, help="bundled model name, checkpoint folder or Hub id")
+        p.add_argument("--classes", required=True, help="A,B" if kind == "anagram" else "LOW,HIGH (from afar, up close)")
+        if kind == "anagram":
+            p.add_argument("--view", required=True, help="the second view: flip_v, flip_h, rot90, rot180, negate, ...")
+        else:
+            split = p.add_mutually_exclusive_group()
+            split.add_argument("--sigma", type=float, default=None, help="split by a Gaussian blur of this std (px)")
+            split.add_argument("--factor", type=int, default=None,
+                               help=f"split by what survives area-downsampling by F (default {illusions.AFAR_FACTOR})")
+            p.add_argument("--high-guidance", type=float, default=illusions.DEFAULT_HIGH_GUIDANCE,
+                           help=f"the up-close part's own guidance (default {illusions.DEFAULT_HIGH_GUIDANCE:g})")
+        p.add_argument("--n", type=int, default=1, help="results (default 1)")
+        p.add_argument("--best-of", type=int, default=1, help="candidates per result, the best kept (default 1)")
+        _sampling(p, illusions.DEFAULT_ILLUSION_GUIDANCE)
+        p.add_argument("--out", required=True, help="FILE.npz (arrays) or FILE.png (every view)")
+        p.set_defaults(run=run_illusion)
+    return parser
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of ``python -m ddpm evaluate-illusions``; sets ``run``."""
+    parser.add_argument("--model", required=True, help="bundled model name, checkpoint folder or Hub id")
+    parser.add_argument("--pairs", default=None, help="A/B:VIEW or LOW/HIGH:hybrid, comma-separated "
+                                                      "(default: the model's presets)")
+    parser.add_argument("--n", type=int, default=32, help="single samples per pair (default 32)")
+    parser.add_argument("--best-of", type=int, default=8, help="K for the best-of-K column (default 8)")
+    _sampling(parser, illusions.DEFAULT_ILLUSION_GUIDANCE)
+    parser.set_defaults(run=run_evaluate)
+    return parser
+
+
+def _settings(args):
+    from .recipes import Settings
+
+    return Settings(sampler=args.sampler, steps=args.steps, guidance=args.guidance, seed=args.seed)
+
+
+def make(args) -> tuple:
+    """Sample, score and keep the best: (model, images (n, C, H, W) in [-1, 1], scores, readings)."""
+    from .checkpoint import load
+    from .evaluate import classifier_for
+    from .recipes import anagram, hybrid
+
+    classes = [c.strip() for c in args.classes.split(",")]
+    if len(classes) != 2 or not all(classes):
+        raise ValueError(f"--classes takes two classes, A,B; got {args.classes!r}")
+    illusions.check_candidates(args.n, args.best_of)
+    settings = _settings(args)
+    model = load(args.model)
+    total = args.n * args.best_of
+    if args.illusion == "anagram":
+        parts = [(classes[0], "identity"), (classes[1], args.view)]
+        job, readings = anagram(model, parts, n=total, settings=settings), illusions.anagram_readings(model, parts)
+    else:
+        factor = None if args.sigma is not None else (args.factor or illusions.AFAR_FACTOR)
+        job = hybrid(model, *classes, sigma=args.sigma, factor=factor, n=total, settings=settings,
+                     high_guidance=args.high_guidance)
+        readings = illusions.hybrid_readings(model, *classes, factor or illusions.AFAR_FACTOR)
+    if model.dataset is None:
+        raise ValueError(f"model {model.name!r} names no dataset, so there is no classifier to score it")
+    classifier = classifier_for(model.dataset, log=lambda m: print(m, file=sys.stderr))
+    images, scores, every = illusions.sample_best(job, readings, classifier, args.best_of)
+    return model, images, scores, every, readings
+
+
+def run_illusion(args) -> int:
+    """``python -m ddpm illusion anagram|hybrid``: writes FILE.npz or FILE.png. Returns the exit code."""
+    import numpy as np
+    import torch
+
+    from .images import save_grid, to_numpy
+
+    try:
+        out = Path(args.out)
+        if out.suffix.lower() not in (".npz", ".png"):
+            raise ValueError(f"--out must end in .npz or .png, got {out.name!r}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        model, images, scores, every, readings = make(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if out.suffix.lower() == ".npz":
+        with open(out, "wb") as f:
+            np.savez_compressed(f, images=to_numpy(images).astype(np.float32),
+                                scores=scores["score"].numpy().astype(np.float32),
+                                accepted=scores["accepted"].numpy())
+    else:  # one row per reading, so every view of every result is seen
+        save_grid(torch.cat([r.view(images).cpu() for r in readings]), out, nrow=len(images), scale=4)
+    accepted = int(every["accepted"].sum())
+    print(f"wrote {len(images)} {args.illusion}{'s' if len(images) != 1 else ''} to {out} "
+          f"({time.perf_counter() - started:.1f} s); {accepted} of {len(every['accepted'])} candidates accepted "
+          f"in every reading; scores {', '.join(f'{s:.2f}' for s in scores['score'].tolist())}")
+    return 0
+
+
+def run_evaluate(args) -> int:
+    """``python -m ddpm evaluate-illusions``: prints the table. Returns the exit code."""
+    from .checkpoint import load
+    from .evaluate import classifier_for
+
+    try:
+        if args.n < args.best_of or args.best_of < 1:
+            raise ValueError(f"--n ({args.n}) must be at least --best-of ({args.best_of}), which must be positive")
+        settings = _settings(args)
+        model = load(args.model)
+        if model.dataset is None:
+            raise ValueError(f"model {model.name!r} names no dataset, so there is no classifier to score it")
+        pairs = illusions.parse_pairs(args.pairs or ",".join(illusions.PRESETS.get(model.dataset, [])))
+        ranker = classifier_for(model.dataset, log=lambda m: print(m, file=sys.stderr))
+        grader = illusions.grader_for(model.dataset, log=lambda m: print(m, file=sys.stderr))
+        print(illusions.format_table([]))
+        rows = illusions.evaluate_pairs(model, pairs, args.n, args.best_of, ranker, grader, settings,
+                                        log=lambda line: print(line, flush=True))
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"\n{len(rows)} pairs; single = fraction of single samples the grader accepts in every reading; "
+          f"best of K = the grader's acceptance of the ranker's pick of K")
+    return 0
