@@ -18,6 +18,17 @@ DEFAULT_SAMPLER = "dpm++"  # a model's config may name its own ("sampling": {"sa
 SAMPLERS = ("ddpm", "ddim", "dpm++", "dpm++sde")
 EVALUATE_BATCH = 250  # images a batch while ``evaluate`` samples
 
+# -- illusions (ddpm.illusions, ddpm.views) --------------------------------------------------------------
+AFAR_FACTOR = 4  # 28 px -> 7 px, 32 px -> 8 px: what a hybrid's "from afar" reading sees
+# One visitor's job on a 2-vCPU Space: 64 candidates x 2 readings x (conditional, null) = 256 UNet rows a step,
+# MAX_BATCH, one batch: about 4x a plain 64-image batch (an estimate, not timed on the Space).
+MAX_CANDIDATES = 64
+MAX_BEST_OF = 16
+DEFAULT_ILLUSION_GUIDANCE = 3.0  # the Illusions tab's; the measurements in PRESETS used it
+# A hybrid's up-close part guided harder than its from-afar part (guidance 3 for the low part), mnist:
+# 8/3 single 0.97 -> 1.00, 0/6 best-of-8 0.69 -> 0.82, 0/1 best-of-8 0.00 -> 0.25 (report of issue #21).
+DEFAULT_HIGH_GUIDANCE = 6.0
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 CHECKPOINTS_ENV = "DDPM_CHECKPOINTS"
 

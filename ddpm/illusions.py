@@ -25,17 +25,11 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import DiffusionModel
-from .views import AFAR_FACTOR, View, area_down, get_view
+from .defaults import (AFAR_FACTOR, DEFAULT_HIGH_GUIDANCE, DEFAULT_ILLUSION_GUIDANCE,  # noqa: F401 (re-exported)
+                       MAX_BEST_OF, MAX_CANDIDATES)
+from .views import View, area_down, get_view
 
-# One visitor's job on a 2-vCPU Space: 64 candidates x 2 readings x (conditional, null) = 256 UNet rows a step,
-# MAX_BATCH, one batch: about 4x a plain 64-image batch (an estimate, not timed on the Space).
-MAX_CANDIDATES = 64
-MAX_BEST_OF = 16
 DEFAULT_TEMPERATURE = 1.0
-DEFAULT_ILLUSION_GUIDANCE = 3.0  # the Illusions tab's; the measurements in PRESETS used it
-# A hybrid's up-close part guided harder than its from-afar part (guidance 3 for the low part), mnist:
-# 8/3 single 0.97 -> 1.00, 0/6 best-of-8 0.69 -> 0.82, 0/1 best-of-8 0.00 -> 0.25 (report of issue #21).
-DEFAULT_HIGH_GUIDANCE = 6.0
 
 # Pairs that work on the first try (A/B:VIEW, LOW/HIGH:hybrid), as measured by ``evaluate_pairs``
 # (32 samples, dpm++ 20 steps, guidance 3; single-sample acceptance by an independent grader):
@@ -204,16 +198,17 @@ def expected_best_of(key: torch.Tensor, accepted: torch.Tensor, best_of: int) ->
     return float((weights * accepted[order].double()).sum() / math.comb(n, best_of))
 
 
-# The independent grader: another width and seed than ``evaluate.classifier_for``'s (the ranker).
+# The independent grader: another width and seed than ``classifier.classifier_for``'s (the ranker).
 GRADER_KEY = "grader-s1-w24"
-GRADER_EPOCHS = {"emoji": 100}  # the small emoji set needs many epochs (as evaluate.RECIPES says)
+GRADER_EPOCHS = {"emoji": 100}  # the small emoji set needs many epochs (as classifier.RECIPES says)
 
 
 def grader_for(dataset: str, log: Callable[[str], None] = print):
     """A second classifier for ``dataset`` (widths 24/48/96, seed 1, 3 epochs), trained once on its
-    train split and cached next to ``evaluate.classifier_for``'s, to grade what that one ranked."""
+    train split and cached next to ``classifier.classifier_for``'s, to grade what that one ranked."""
     from . import data
-    from .evaluate import ClassifierConfig, accuracy, classifier_dir, load_classifier, save_classifier, train_classifier
+    from .classifier import (ClassifierConfig, accuracy, classifier_dir, load_classifier, save_classifier,
+                             train_classifier)
 
     folder = classifier_dir(dataset)
     cached = load_classifier(folder, GRADER_KEY)

@@ -12,6 +12,8 @@ import math
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
+from .defaults import AFAR_FACTOR
+
 
 class View:
     name = "identity"
@@ -206,7 +208,6 @@ def highpass(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 # -- "from afar": area downsampling, and the split of an image by what survives it ---------------------
-AFAR_FACTOR = 4  # 28 px -> 7 px, 32 px -> 8 px: what a hybrid's "from afar" reading sees
 
 
 def check_factor(factor: int, height: int, width: int) -> None:

@@ -222,7 +222,7 @@ def test_hybrid_high_guidance_scales_only_the_high_part(tiny_model):
 def test_the_command_line_refuses_bad_requests_before_any_work(tmp_path, capsys):
     import argparse
 
-    from ddpm import illusion_cli
+    from ddpm.cli import illusion as illusion_cli
 
     parser = illusion_cli.add_illusion_arguments(argparse.ArgumentParser())
     for argv, message in ((["anagram", "--model", "mnist", "--classes", "1", "--view", "flip_h"], "two classes"),

@@ -1,11 +1,11 @@
-"""The command line of illusions (wired into ``python -m ddpm`` by ddpm/cli.py):
+"""``python -m ddpm illusion`` and ``python -m ddpm evaluate-illusions``:
 
     python -m ddpm illusion anagram --model M --classes A,B --view V [--n N] [--best-of K] ... --out FILE
     python -m ddpm illusion hybrid  --model M --classes LOW,HIGH [--sigma S | --factor F] ... --out FILE
     python -m ddpm evaluate-illusions --model M [--pairs A/B:VIEW,...] [--n N] [--best-of K]
 
 ``illusion`` draws N x K candidates in one batched job, scores them with the model's classifier
-(``evaluate.classifier_for``) and keeps the best of each K. FILE.npz holds ``images`` float32 in [0, 1],
+(``classifier.classifier_for``) and keeps the best of each K. FILE.npz holds ``images`` float32 in [0, 1],
 (N, H, W) grayscale or (N, H, W, 3) colour, in the dataset's polarity, and ``scores`` (N,) (the
 alignment, min_i p_i); FILE.png is a grid, one row per reading (every view of every result).
 """
@@ -16,16 +16,18 @@ import sys
 import time
 from pathlib import Path
 
-from . import illusions
+from ..argtypes import nonneg_int, positive_int
+from ..defaults import (AFAR_FACTOR, DEFAULT_HIGH_GUIDANCE, DEFAULT_ILLUSION_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS,
+                        SAMPLERS)
 
 
 def _sampling(parser: argparse.ArgumentParser, guidance: float) -> None:
-    from .schedule import SAMPLERS
-
-    parser.add_argument("--steps", type=int, default=20, help="sampling steps (default 20)")
-    parser.add_argument("--sampler", choices=SAMPLERS, default="dpm++", help="sampler (default dpm++)")
+    parser.add_argument("--steps", type=positive_int, default=DEFAULT_STEPS,
+                        help=f"sampling steps (default {DEFAULT_STEPS})")
+    parser.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER,
+                        help=f"sampler (default {DEFAULT_SAMPLER})")
     parser.add_argument("--guidance", type=float, default=guidance, help=f"guidance scale (default {guidance:g})")
-    parser.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    parser.add_argument("--seed", type=nonneg_int, default=0, help="seed (default 0)")
 
 
 def add_illusion_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -41,12 +43,12 @@ def add_illusion_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
             split = p.add_mutually_exclusive_group()
             split.add_argument("--sigma", type=float, default=None, help="split by a Gaussian blur of this std (px)")
             split.add_argument("--factor", type=int, default=None,
-                               help=f"split by what survives area-downsampling by F (default {illusions.AFAR_FACTOR})")
-            p.add_argument("--high-guidance", type=float, default=illusions.DEFAULT_HIGH_GUIDANCE,
-                           help=f"the up-close part's own guidance (default {illusions.DEFAULT_HIGH_GUIDANCE:g})")
-        p.add_argument("--n", type=int, default=1, help="results (default 1)")
-        p.add_argument("--best-of", type=int, default=1, help="candidates per result, the best kept (default 1)")
-        _sampling(p, illusions.DEFAULT_ILLUSION_GUIDANCE)
+                               help=f"split by what survives area-downsampling by F (default {AFAR_FACTOR})")
+            p.add_argument("--high-guidance", type=float, default=DEFAULT_HIGH_GUIDANCE,
+                           help=f"the up-close part's own guidance (default {DEFAULT_HIGH_GUIDANCE:g})")
+        p.add_argument("--n", type=positive_int, default=1, help="results (default 1)")
+        p.add_argument("--best-of", type=positive_int, default=1, help="candidates per result, the best kept (default 1)")
+        _sampling(p, DEFAULT_ILLUSION_GUIDANCE)
         p.add_argument("--out", required=True, help="FILE.npz (arrays) or FILE.png (every view)")
         p.set_defaults(run=run_illusion)
     return parser
@@ -57,24 +59,25 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     parser.add_argument("--model", required=True, help="bundled model name, checkpoint folder or Hub id")
     parser.add_argument("--pairs", default=None, help="A/B:VIEW or LOW/HIGH:hybrid, comma-separated "
                                                       "(default: the model's presets)")
-    parser.add_argument("--n", type=int, default=32, help="single samples per pair (default 32)")
-    parser.add_argument("--best-of", type=int, default=8, help="K for the best-of-K column (default 8)")
-    _sampling(parser, illusions.DEFAULT_ILLUSION_GUIDANCE)
+    parser.add_argument("--n", type=positive_int, default=32, help="single samples per pair (default 32)")
+    parser.add_argument("--best-of", type=positive_int, default=8, help="K for the best-of-K column (default 8)")
+    _sampling(parser, DEFAULT_ILLUSION_GUIDANCE)
     parser.set_defaults(run=run_evaluate)
     return parser
 
 
 def _settings(args):
-    from .recipes import Settings
+    from ..recipes import Settings
 
     return Settings(sampler=args.sampler, steps=args.steps, guidance=args.guidance, seed=args.seed)
 
 
 def make(args) -> tuple:
     """Sample, score and keep the best: (model, images (n, C, H, W) in [-1, 1], scores, readings)."""
-    from .checkpoint import load
-    from .evaluate import classifier_for
-    from .recipes import anagram, hybrid
+    from .. import illusions
+    from ..checkpoint import load
+    from ..classifier import classifier_for
+    from ..recipes import anagram, hybrid
 
     classes = [c.strip() for c in args.classes.split(",")]
     if len(classes) != 2 or not all(classes):
@@ -87,10 +90,10 @@ def make(args) -> tuple:
         parts = [(classes[0], "identity"), (classes[1], args.view)]
         job, readings = anagram(model, parts, n=total, settings=settings), illusions.anagram_readings(model, parts)
     else:
-        factor = None if args.sigma is not None else (args.factor or illusions.AFAR_FACTOR)
+        factor = None if args.sigma is not None else (args.factor or AFAR_FACTOR)
         job = hybrid(model, *classes, sigma=args.sigma, factor=factor, n=total, settings=settings,
                      high_guidance=args.high_guidance)
-        readings = illusions.hybrid_readings(model, *classes, factor or illusions.AFAR_FACTOR)
+        readings = illusions.hybrid_readings(model, *classes, factor or AFAR_FACTOR)
     if model.dataset is None:
         raise ValueError(f"model {model.name!r} names no dataset, so there is no classifier to score it")
     classifier = classifier_for(model.dataset, log=lambda m: print(m, file=sys.stderr))
@@ -103,7 +106,7 @@ def run_illusion(args) -> int:
     import numpy as np
     import torch
 
-    from .images import save_grid, to_numpy
+    from ..images import save_grid, to_numpy
 
     try:
         out = Path(args.out)
@@ -131,8 +134,9 @@ def run_illusion(args) -> int:
 
 def run_evaluate(args) -> int:
     """``python -m ddpm evaluate-illusions``: prints the table. Returns the exit code."""
-    from .checkpoint import load
-    from .evaluate import classifier_for
+    from .. import illusions
+    from ..checkpoint import load
+    from ..classifier import classifier_for
 
     try:
         if args.n < args.best_of or args.best_of < 1:
