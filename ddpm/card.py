@@ -146,8 +146,14 @@ def _files_section(model: DiffusionModel) -> list[str]:
              "weights);"]
     if model.denoiser.family == "unet2d-concat":
         lines.append("- `class_embedding/`: the class embedding that is concatenated to the UNet's input;")
-    lines += ["- `scheduler/`: the noise schedule it was trained with, as a diffusers `DDPMScheduler`.", ""]
-    return lines
+    lines += ["- `scheduler/`: the noise schedule it was trained with, as a diffusers `DDPMScheduler`."]
+    if (judge := model.classifier) is not None:
+        meta = judge.meta
+        lines.append(f"- `classifier/`: a small CNN of the model's own classes ({sum(p.numel() for p in judge.parameters()):,} parameters), "
+                     f"test accuracy {meta.get('test_accuracy', float('nan')):.3f} on "
+                     f"{meta.get('test_images', 'the')} real test images; `ddpm.load(...).classifier` gives it, and the "
+                     f"illusions rank their candidates with it (`python -m ddpm classifier --model NAME` trains it, seeded).")
+    return lines + [""]
 
 
 def _use_section(model: DiffusionModel, where: str) -> list[str]:

@@ -88,6 +88,7 @@ class DiffusionModel:
     meta: dict = field(default_factory=dict)  # training facts and measured metrics, as in ddpm_config.json
     folder: Path | None = None                # where it was loaded from (its extra parts live there)
     _compiled: object = field(default=None, init=False, repr=False, compare=False)
+    _classifier: object = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def device(self) -> torch.device:
@@ -193,6 +194,18 @@ class DiffusionModel:
     def part(self, name: str, loader: Callable[[Path], T]) -> T | None:
         """An extra part this model ships with (``EXTRA_PARTS``), read by ``loader``; None where it has none."""
         return load_part(self.folder, name, loader) if self.folder is not None else None
+
+    @property
+    def classifier(self):
+        """The small classifier of this model's own classes that its folder ships in ``classifier/``
+        (``python -m ddpm classifier --model NAME`` writes it), loaded once, on the model's device; None for a
+        model without one (a Hub UNet, a checkpoint from before): such a model has no illusion scores."""
+        if self._classifier is None and self.folder is not None:
+            from . import classifier  # the classifier module is a leaf of ours (data, device): no cycle
+
+            found = self.part("classifier", lambda folder: classifier.load(folder, self.device))
+            self._classifier = found if found is not None else False
+        return self._classifier or None
 
 
 def load_part(folder: str | Path, name: str, loader: Callable[[Path], T]) -> T | None:

@@ -1,4 +1,4 @@
-"""The command line: ``python -m ddpm {sample,sdedit,inpaint,illusion,train,data,evaluate,evaluate-illusions,models,bench,bench-train}``.
+"""The command line: ``python -m ddpm {sample,sdedit,inpaint,illusion,train,data,evaluate,evaluate-illusions,classifier,models,bench,bench-train}``.
 
 ``sample`` is a fixed interface others rely on::
 
@@ -31,6 +31,8 @@ COMMANDS = {
                "add_sdedit_arguments", "run_sdedit"),
     "inpaint": ("regenerate the masked region of an image and keep the rest", "ddpm.cli.edit",
                 "add_inpaint_arguments", "run_inpaint"),
+    "classifier": ("ship a model's own classifier in its checkpoint folder (trained on its dataset, seeded)",
+                   "ddpm.cli.classifier", "add_arguments", "run"),
     "illusion": ("make a visual anagram or a hybrid image, the best of K candidates by the model's classifier",
                  "ddpm.cli.illusion", "add_illusion_arguments", "run_illusion"),
     "evaluate-illusions": ("how often illusions are read as intended: single samples and best of K",
