@@ -156,15 +156,17 @@ def bundled() -> list[str]:
     return sorted(p.name for p in CHECKPOINTS_DIR.iterdir() if (p / CONFIG_NAME).is_file())
 
 
-def resolve(name_or_path: str | Path) -> Path:
-    """A bundled name, a folder path, or a Hub id (downloaded when online) -> a local folder."""
+def resolve(name_or_path: str | Path, local: bool = True) -> Path:
+    """A bundled name, a folder path, or a Hub id (downloaded when online) -> a local folder.
+    ``local=False`` looks at no folder but the bundled ones: anything else is a Hub id (a hosted app's
+    visitors must not load, or learn about, the server's files)."""
     text = str(name_or_path).strip()
     if not text:
         raise ValueError("no model given: name a bundled model, a checkpoint folder, or a Hub id")
-    if (CHECKPOINTS_DIR / text / CONFIG_NAME).is_file():
+    if (CHECKPOINTS_DIR / text / CONFIG_NAME).is_file() and (local or text in bundled()):
         return CHECKPOINTS_DIR / text
     path = Path(text).expanduser()
-    if path.exists():
+    if local and path.exists():
         if not path.is_dir():
             raise ValueError(f"{path} is a file; a model is a folder with config.json and weights")
         return path
@@ -297,9 +299,10 @@ def _load_diffusers_unet(folder: Path) -> DiffusionModel:
     return DiffusionModel(UnconditionalDenoiser(unet).eval(), schedule, None, None, name=folder.name)
 
 
-def load(name_or_path: str | Path, device: torch.device | str | None = None) -> DiffusionModel:
-    """Load a bundled model by name ("mnist"), a checkpoint folder, or a Hub id, onto ``device``."""
-    folder = resolve(name_or_path)
+def load(name_or_path: str | Path, device: torch.device | str | None = None, local: bool = True) -> DiffusionModel:
+    """Load a bundled model by name ("mnist"), a checkpoint folder (unless ``local=False``, see ``resolve``),
+    or a Hub id, onto ``device``."""
+    folder = resolve(name_or_path, local)
     config = _read_json(folder / CONFIG_NAME) if (folder / CONFIG_NAME).is_file() else {}
     if config.get("format") == FORMAT:
         model = _load_ours(folder, config)
