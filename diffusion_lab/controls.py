@@ -8,7 +8,7 @@ import gradio as gr
 from ddpm.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER
 
 from .inputs import MAX_SEED, random_seed
-from .uploads import MASK_RGB, FileEditor, FileMask
+from .uploads import MASK_RGB, undecoded
 
 SAMPLERS = [("DPM-Solver++", "dpm++"), ("DPM-Solver++ SDE", "dpm++sde"), ("DDIM", "ddim"), ("DDPM", "ddpm")]
 BRUSH_COLOURS = ["#000000", "#ffffff", "#e53935", "#fbc02d", "#43a047", "#1e88e5", "#8e24aa"]
@@ -45,19 +45,19 @@ def sampling_controls(sampler: str = DEFAULT_SAMPLER, steps: int = 20, guidance:
     return Sampling(sampler_box, steps_box, guidance_box, seed)
 
 
-def sketch_input(elem_id: str, value, label: str) -> FileEditor:
+def sketch_input(elem_id: str, value, label: str) -> gr.ImageEditor:
     """Upload, paste, or draw (or draw over an upload); the handler reads it with ``uploads.sketch``.
     The box is square (style.css), so a blank canvas fills it: a stroke begun anywhere in it draws
     (the editor ignores strokes that start in the grey margin around a canvas)."""
-    return FileEditor(value=value, type="filepath", sources=("upload", "clipboard"), layers=False, transforms=(),
+    return undecoded(gr.ImageEditor(value=value, type="filepath", sources=("upload", "clipboard"), layers=False, transforms=(),
                       brush=gr.Brush(default_size=10, colors=BRUSH_COLOURS, color_mode="defaults"),
-                      canvas_size=(256, 256), height=360, label=label, elem_id=elem_id,
-                      elem_classes="square-editor", placeholder="Upload or paste a picture, or draw")
+                      canvas_size=(256, 256), height=310, label=label, elem_id=elem_id,
+                      elem_classes="square-editor", placeholder="Upload or paste a picture, or draw"))
 
 
-def mask_input(elem_id: str, value, label: str) -> FileMask:
+def mask_input(elem_id: str, value, label: str) -> gr.ImageMask:
     """A picture with a brush to paint the region to regenerate; read with ``uploads.inpaint_input``."""
-    return FileMask(value=value, type="filepath", sources=("upload", "clipboard"), layers=False, transforms=(),
+    return undecoded(gr.ImageMask(value=value, type="filepath", sources=("upload", "clipboard"), layers=False, transforms=(),
                     brush=gr.Brush(default_size=16, colors=[MASK_BRUSH], color_mode="fixed"),
-                    height=460, label=label, elem_id=elem_id, placeholder="Upload or paste a picture")
+                    height=460, label=label, elem_id=elem_id, placeholder="Upload or paste a picture"))
 

@@ -26,26 +26,20 @@ MASK_TOLERANCE = 2
 NO_IMAGE = "no image: upload one, pick an example, or draw"
 
 
-class _Undecoded:
-    """Hands a handler the editor's files as paths (a browser blob as bytes) instead of decoded arrays."""
-
-    def convert_and_format_image(self, file, flatten_on_white: bool = False):
-        if file is None:
-            return None
-        if isinstance(file, (bytes, bytearray, memoryview)):
-            return bytes(file)
-        return file.path if isinstance(file, FileData) else file
-
-    def get_block_name(self) -> str:
-        return "imageeditor"  # the same component in the page
+def _undecoded(self, file, flatten_on_white: bool = False):
+    """An editor's file as its path (a browser blob as its bytes), in place of Gradio's decoding."""
+    if file is None:
+        return None
+    if isinstance(file, (bytes, bytearray, memoryview)):
+        return bytes(file)
+    return file.path if isinstance(file, FileData) else file
 
 
-class FileEditor(_Undecoded, gr.ImageEditor):
-    """gr.ImageEditor whose handler gets undecoded files (see the module docstring)."""
-
-
-class FileMask(_Undecoded, gr.ImageMask):
-    """gr.ImageMask whose handler gets undecoded files (see the module docstring)."""
+def undecoded(editor: gr.ImageEditor) -> gr.ImageEditor:
+    """Make an ImageEditor / ImageMask / Sketchpad hand its handler undecoded files (see the module docstring).
+    Set on the instance, not in a subclass: Gradio writes a .pyi file next to any module defining a component."""
+    editor.convert_and_format_image = _undecoded.__get__(editor)
+    return editor
 
 
 def _rgba(source, what: str) -> np.ndarray:

@@ -88,7 +88,7 @@ def create(ui: UI):
                 with gr.Row():
                     seen = gr.Image(label="model input", type="numpy", format="png", height=200, buttons=[],
                                     interactive=False, scale=1, min_width=140, elem_classes="picture")
-                    gallery = gr.Gallery(label="Results by strength", columns=5, height="auto", scale=4,
+                    gallery = gr.Gallery(label="Results by strength", columns=5, height=230, scale=4,
                                          min_width=280, format="png", object_fit="contain",
                                          elem_id="sdedit-gallery", elem_classes="picture")
                 steps = scrubber("sdedit-scrubber", "Run SDEdit: each strength's denoising steps appear here.")
