@@ -47,17 +47,19 @@ def sampling_controls(sampler: str = DEFAULT_SAMPLER, steps: int = 20, guidance:
 
 def sketch_input(elem_id: str, value, label: str) -> gr.ImageEditor:
     """Upload, paste, or draw (or draw over an upload); the handler reads it with ``uploads.sketch``.
-    The box is square (style.css), so a blank canvas fills it: a stroke begun anywhere in it draws
-    (the editor ignores strokes that start in the grey margin around a canvas)."""
-    return undecoded(gr.ImageEditor(value=value, type="filepath", sources=("upload", "clipboard"), layers=False, transforms=(),
-                      brush=gr.Brush(default_size=10, colors=BRUSH_COLOURS, color_mode="defaults"),
-                      canvas_size=(256, 256), height=310, label=label, elem_id=elem_id,
-                      elem_classes="square-editor", placeholder="Upload or paste a picture, or draw"))
+    The box is square and its canvas margin lies outside it (style.css), so a stroke begun anywhere in the
+    box draws (the editor ignores strokes that start in the grey margin around its canvas)."""
+    brush = gr.Brush(default_size=10, colors=BRUSH_COLOURS, color_mode="defaults")
+    return undecoded(gr.ImageEditor(
+        value=value, type="filepath", sources=("upload", "clipboard"), layers=False, transforms=(), brush=brush,
+        canvas_size=(256, 256), height=310, label=label, elem_id=elem_id, elem_classes="square-editor",
+        placeholder="Upload or paste a picture, or draw"))
 
 
 def mask_input(elem_id: str, value, label: str) -> gr.ImageMask:
     """A picture with a brush to paint the region to regenerate; read with ``uploads.inpaint_input``."""
-    return undecoded(gr.ImageMask(value=value, type="filepath", sources=("upload", "clipboard"), layers=False, transforms=(),
-                    brush=gr.Brush(default_size=16, colors=[MASK_BRUSH], color_mode="fixed"),
-                    height=460, label=label, elem_id=elem_id, placeholder="Upload or paste a picture"))
+    brush = gr.Brush(default_size=16, colors=[MASK_BRUSH], color_mode="fixed")
+    return undecoded(gr.ImageMask(
+        value=value, type="filepath", sources=("upload", "clipboard"), layers=False, transforms=(), brush=brush,
+        height=460, label=label, elem_id=elem_id, placeholder="Upload or paste a picture"))
 

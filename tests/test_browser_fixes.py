@@ -4,6 +4,7 @@ in the margin, the page on a 390 px phone, and a Play button that must not move 
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -143,12 +144,15 @@ def test_play_and_pause_move_nothing_and_the_scrubber_reads_in_both_themes(brows
     during = button.bounding_box(), slider.bounding_box()
     assert during == before, f"Play -> Pause moved the button or the slider: {before} -> {during}"
     colours = page.evaluate("""() => { const b = document.querySelector('#steps-scrubber button.play');
-        const s = getComputedStyle(b), page = getComputedStyle(document.body);
+        const s = getComputedStyle(b);
+        let e = document.querySelector('#steps-scrubber'), behind = 'rgba(0, 0, 0, 0)';
+        while (e && /rgba\(.*, 0\)$|transparent/.test(behind)) {  // the first painted background behind it
+            behind = getComputedStyle(e).backgroundColor; e = e.parentElement; }
         return [s.color, s.backgroundColor, getComputedStyle(document.querySelector('#steps-scrubber .cap')).color,
-                page.backgroundColor]; }""")
+                behind]; }""")
 
     def luminance(css):
-        r, g, b = (int(v) for v in css[css.index("(") + 1:].split(",")[:3])
+        r, g, b = (float(v) for v in re.findall(r"[\d.]+", css)[:3])
         return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
     text, fill, caption, body = (luminance(c) for c in colours)
     assert abs(text - fill) > 0.4 and abs(caption - body) > 0.4, f"{theme}: unreadable {colours}"

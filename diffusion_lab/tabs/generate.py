@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 import ddpm
 from ddpm import images as im
+from ddpm.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER
 
 from ..controls import sampling_controls
 from ..follow import follow_default, follow_model
@@ -99,8 +100,8 @@ def create(ui: UI):
                                       elem_id="gen-per-class")
                 sampling = sampling_controls(
                     open=True, elem_id="gen",
-                    sampler=default.default_sampler if default else ddpm.defaults.DEFAULT_SAMPLER,
-                    guidance=default.default_guidance if default else ddpm.defaults.DEFAULT_GUIDANCE)
+                    sampler=default.default_sampler if default else DEFAULT_SAMPLER,
+                    guidance=default.default_guidance if default else DEFAULT_GUIDANCE)
                 follow_default(ui, sampling.guidance, lambda m: m.default_guidance)
                 follow_default(ui, sampling.sampler, lambda m: m.default_sampler)
                 with gr.Row():
@@ -112,7 +113,8 @@ def create(ui: UI):
                                  interactive=False, buttons=["download", "fullscreen"], elem_classes="picture")
                 files = gr.File(label="Downloads: the grid (PNG) and the denoising (GIF)", file_count="multiple",
                                 interactive=False, elem_id="gen-files", height=150)
-        rows = [[name, m.classes[:10], 2, m.default_sampler, 20, m.default_guidance, 0] for name, m in lab.models.items()]
+        rows = [[name, m.classes[:10], 2, m.default_sampler, 20, m.default_guidance, 0]
+                for name, m in lab.models.items()]
         if rows:
             labels = [f"{r[0]}: {', '.join(r[1][:4])}{', ...' if len(r[1]) > 4 else ''}" for r in rows]
             gr.Examples(rows, [ui.model, classes, per_class, *sampling.inputs], label="Examples", example_labels=labels)

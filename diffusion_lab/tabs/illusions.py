@@ -153,8 +153,8 @@ def hybrid_column(ui: UI):
     gr.Examples(rows, [ui.model, low, high, sigma], label="Examples",
                 example_labels=[f"{m}: {lo} from afar, {hi} up close" for m, lo, hi, _ in rows])
     outputs = {"large": large, "small": small, "status": status, "run": ui.last_run}
-    event = run.click(handler(hybrid, ui.lab, outputs), [ui.model, low, high, sigma, count, *sampling.inputs, ui.session],
-                      list(outputs.values()), api_name="hybrid", show_progress_on=status, concurrency_id="model")
+    event = run.click(handler(hybrid, ui.lab, outputs),
+                      [ui.model, low, high, sigma, count, *sampling.inputs, ui.session], list(outputs.values()), api_name="hybrid", show_progress_on=status, concurrency_id="model")
     stops(stop, event, status)
     follow_illusion(ui, low, high, sigma, HYBRIDS, 1.0)
     return event
