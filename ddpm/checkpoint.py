@@ -268,15 +268,17 @@ def bundled() -> list[str]:
     return sorted(p.name for p in CHECKPOINTS_DIR.iterdir() if _holds_a_model(p))
 
 
-def resolve(name_or_path: str | Path) -> Path:
-    """A bundled name, a folder path, or a Hub id (downloaded when online) -> a local folder."""
+def resolve(name_or_path: str | Path, local: bool = True) -> Path:
+    """A bundled name, a folder path, or a Hub id (downloaded when online) -> a local folder.
+    ``local=False`` looks at no folder but the bundled ones: anything else is a Hub id (a hosted app's
+    visitors must not load, or learn about, the server's files)."""
     text = str(name_or_path).strip()
     if not text:
         raise ValueError("no model given: name a bundled model, a checkpoint folder, or a Hub id")
-    if _holds_a_model(CHECKPOINTS_DIR / text):
+    if _holds_a_model(CHECKPOINTS_DIR / text) and (local or text in bundled()):
         return CHECKPOINTS_DIR / text
     path = Path(text).expanduser()
-    if path.exists():
+    if local and path.exists():
         if not path.is_dir():
             raise ValueError(f"{path} is a file; a model is a folder with ddpm_config.json (or config.json) "
                              f"and weights")
@@ -450,9 +452,10 @@ def _load_diffusers_unet(folder: Path) -> DiffusionModel:
     return DiffusionModel(UnconditionalDenoiser(unet).eval(), schedule, None, None, name=folder.name, folder=folder)
 
 
-def load(name_or_path: str | Path, device: torch.device | str | None = None) -> DiffusionModel:
-    """Load a bundled model by name ("mnist"), a checkpoint folder, or a Hub id, onto ``device``."""
-    folder = resolve(name_or_path)
+def load(name_or_path: str | Path, device: torch.device | str | None = None, local: bool = True) -> DiffusionModel:
+    """Load a bundled model by name ("mnist"), a checkpoint folder (unless ``local=False``, see ``resolve``),
+    or a Hub id, onto ``device``."""
+    folder = resolve(name_or_path, local)
     config = _read_json(folder / CONFIG_NAME) if (folder / CONFIG_NAME).is_file() else {}
     if (folder / OWN_CONFIG).is_file():
         model = _load_v2(folder, _read_json(folder / OWN_CONFIG))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torchvision.utils import make_grid, save_image
 
 from .data import from_model_range
@@ -72,16 +72,7 @@ def _to_pil(image) -> Image.Image:
     if isinstance(image, Image.Image):
         return image
     if isinstance(image, (str, Path)):
-        try:
-            with Image.open(image) as im:  # reads the header only: the size is checked before decoding
-                _check_size(im)
-                im.load()
-                return im.copy()
-        except Image.DecompressionBombError:  # PIL's own refusal, at many times MAX_SIDE squared
-            raise ValueError(f"the image {str(image)!r} is far too large (at most {MAX_SIDE} px a side); "
-                             f"shrink it first") from None
-        except OSError as err:
-            raise ValueError(f"could not read the image {str(image)!r}: {err}") from None
+        return open_image(image, f"the image {str(image)!r}")
     if image is None:
         raise ValueError("no image: upload one, pick an example, or draw")
     arr = np.asarray(image)
@@ -213,55 +204,33 @@ def _fit_canvas(ink: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def _editor_parts(value) -> tuple[np.ndarray | None, list[np.ndarray]]:
-    """An ImageEditor/Sketchpad value (dict with background, layers, composite) or a plain image ->
-    (background RGBA uint8 or None, painted layers RGBA uint8)."""
-    if value is None:
-        raise ValueError("no image: upload one, pick an example, or draw")
-    if not isinstance(value, dict):
-        return np.asarray(_to_pil(value).convert("RGBA")), []
-    bg = value.get("background")
-    layers = [np.asarray(_to_pil(layer).convert("RGBA")) for layer in (value.get("layers") or []) if layer is not None]
-    if bg is None and not layers:  # only the flattened picture (an API client), or nothing at all
-        bg = value.get("composite")
-        if bg is None:
-            raise ValueError("no image: upload one, pick an example, or draw")
-    if bg is not None:
-        bg = np.asarray(_to_pil(bg).convert("RGBA"))
-    return bg, layers
+def open_image(source, name: str = "the image") -> Image.Image:
+    """A file path or the bytes of an image file -> PIL image, decoded only once its size is checked.
+    Raises ValueError with a one-line reason (naming ``name``, never a server path) for what is not an
+    image PIL reads (a text file, an empty file, an SVG), a damaged or cut-short file, or a huge one."""
+    import io
+
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source) as im:
+            _check_size(im)  # the header only: a 20000x20000 upload is refused before it is decoded
+            im.load()
+            return im.copy()
+    except Image.DecompressionBombError:  # PIL's own refusal, at many times MAX_SIDE squared
+        raise ValueError(f"{name} is far too large (at most {MAX_SIDE} px a side): shrink it first") from None
+    except UnidentifiedImageError:
+        raise ValueError(f"{name} is not a picture this app can read: use a PNG, JPEG, WebP, GIF, BMP or "
+                         f"TIFF file (SVG and other vector files are not supported)") from None
+    except OSError as err:
+        reason = str(err).split(" '/")[0].split("\n")[0] or type(err).__name__
+        raise ValueError(f"{name} could not be decoded, the file looks damaged or cut short ({reason})") from None
 
 
-def _composite(bg: np.ndarray | None, layers: list[np.ndarray]) -> Image.Image:
-    """Background (or white paper) with the painted layers on top, as the browser shows it."""
-    if bg is None and not layers:
-        raise ValueError("no image: upload one, pick an example, or draw")
-    size = (bg if bg is not None else layers[0]).shape[1::-1]
-    canvas = Image.new("RGBA", size, (255, 255, 255, 255))
-    if bg is not None:
-        canvas = Image.alpha_composite(canvas, Image.fromarray(bg))
-    for layer in layers:
-        layer_im = Image.fromarray(layer)
-        if layer_im.size != size:
-            layer_im = layer_im.resize(size, Image.Resampling.NEAREST)
-        canvas = Image.alpha_composite(canvas, layer_im)
-    return canvas.convert("RGB")
-
-
-def prepare_sketch(value, model) -> torch.Tensor:
-    """A Sketchpad / ImageEditor value (strokes over an optional uploaded background) or a plain image
-    -> (C, H, W) in [-1, 1], prepared like an upload (``prepare_image``). A colour sketch is cropped to
-    what was drawn (with a margin) before it is squared. Raises ValueError for an empty canvas."""
-    bg, layers = _editor_parts(value)
-    painted = any(layer[..., 3].any() for layer in layers)
-    if not painted and (bg is None or not bg[..., 3].any()):
-        raise ValueError("the sketch is empty: draw something (or upload a picture) first")
-    picture = _composite(bg, layers)
-    _check_size(picture)
-    grey = np.asarray(picture.convert("L"))
-    if int(grey.max()) - int(grey.min()) < 3 and model.channels == 1:
-        raise ValueError("the image is blank (one flat colour): draw something or upload a picture")
-    has_bg = bg is not None and bg[..., 3].any() and (bg[..., :3].min() < 250 or bg[..., 3].min() < 255)
-    if model.channels == 3 and painted and not has_bg:  # a drawing on blank paper: frame the drawing
+def prepare_sketch(picture, model) -> torch.Tensor:
+    """A drawing on blank white paper (RGB, any size) -> (C, H, W) in [-1, 1], as ``prepare_image``; for a
+    colour model the picture is first cropped to what was drawn (with a margin), so a small drawing in a
+    corner of the canvas fills the model's image as an emoji fills its frame."""
+    picture = _flatten(_to_pil(picture))
+    if model.channels == 3:
         ink = 1 - np.asarray(picture.convert("L"), dtype=np.float32) / 255
         rows, cols = np.flatnonzero(ink.max(1) > INK_LEVEL), np.flatnonzero(ink.max(0) > INK_LEVEL)
         if len(rows):
@@ -273,31 +242,14 @@ def prepare_sketch(value, model) -> torch.Tensor:
     return prepare_image(picture, model)
 
 
-def mask_from_editor(value, model, threshold: float = 0.3) -> np.ndarray:
-    """The painted region of an ImageMask value -> (H, W) bool at the model's resolution, True = regenerate.
-
-    The mask is the painted layers' alpha at the background's size, centre-cropped like
-    ``prepare_image(keep_layout=True)`` and shrunk with area averaging; a model pixel is masked when more
-    than ``threshold`` of it was painted. A plain array is read as a mask itself (non-zero = masked).
-    Raises ValueError when nothing was painted."""
-    if isinstance(value, dict):
-        bg, layers = _editor_parts(value)
-        if not layers:
-            raise ValueError("the mask is empty: paint over the region you want to regenerate")
-        size = (bg if bg is not None else layers[0]).shape[:2]
-        alpha = np.zeros(size, dtype=np.float32)
-        for layer in layers:
-            a = layer[..., 3]
-            if a.shape != size:
-                a = np.asarray(Image.fromarray(a).resize(size[::-1], Image.Resampling.NEAREST))
-            alpha = np.maximum(alpha, (a > 0).astype(np.float32))
-    else:
-        arr = np.asarray(value)
-        if arr.ndim == 3:
-            arr = arr[..., 3] if arr.shape[2] == 4 else arr.max(2)
-        if arr.ndim != 2:
-            raise ValueError(f"a mask must be shaped (H, W), got {arr.shape}")
-        alpha = (arr > 0).astype(np.float32)
+def fit_mask(mask, model, threshold: float = 0.3) -> np.ndarray:
+    """A painted region (H, W) bool, True = regenerate, at the picture's size -> (S, S) bool at the model's
+    resolution, centre-cropped like ``prepare_image(keep_layout=True)`` and shrunk with area averaging; a
+    model pixel is masked when more than ``threshold`` of it was painted. Raises ValueError for an empty
+    region or one that covers no model pixel."""
+    alpha = np.asarray(mask).astype(np.float32)
+    if alpha.ndim != 2:
+        raise ValueError(f"a mask must be shaped (H, W), got {alpha.shape}")
     if not alpha.any():
         raise ValueError("the mask is empty: paint over the region you want to regenerate")
     h, w = alpha.shape

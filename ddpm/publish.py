@@ -23,7 +23,8 @@ from .checkpoint import CARD_NAME, CHECKPOINTS_DIR, OWN_CONFIG, REPO_ROOT, bundl
 EXAMPLES_DIR = REPO_ROOT / "examples"
 # What a Space needs to run app.py; everything else in the repository (data, runs, tests, venvs) stays home.
 SPACE_FILES = ["app.py", "README.md", "requirements.txt", "packages.txt", "LICENSE",
-               "ddpm/*.py", "ddpm/configs/*.toml", "checkpoints/*/*", "examples/*/*.png", "examples/README.md"]
+               "ddpm/*.py", "ddpm/configs/*.toml", "diffusion_lab/*.py", "diffusion_lab/tabs/*.py",
+               "diffusion_lab/assets/*", "checkpoints/*/*", "examples/*/*.png", "examples/README.md"]
 IGNORE = ["**/__pycache__/*", "*.pyc", "checkpoints/*.tmp/*", "checkpoints/*.old/*"]
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 EXAMPLES_PER_DATASET = {"mnist": 10, "fashion": 10, "letters": 8, "emoji": 9}

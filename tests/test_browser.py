@@ -22,6 +22,9 @@ from PIL import Image
 import app
 import ddpm
 from ddpm import images as im
+from diffusion_lab import controls, examples, uploads
+from diffusion_lab.lab import load_bundled
+from diffusion_lab.tabs import illusions, sdedit
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +56,7 @@ def tiny_models() -> dict[str, ddpm.DiffusionModel]:
 @pytest.fixture(scope="module")
 def zoo() -> tuple[dict[str, ddpm.DiffusionModel], bool]:
     """The bundled models (and True), or tiny random ones (and False) while checkpoints/ is empty."""
-    models = app.load_bundled()[0]
+    models = load_bundled()[0]
     return (models, True) if models else (tiny_models(), False)
 
 
@@ -203,9 +206,9 @@ def test_sketch_on_sdedit(page):
     page.locator("#sdedit-run").click()
     status = wait_done(page, "sdedit-status")
     assert "seed" in status
-    assert page.locator("#sdedit-gallery img").count() == len(app.STRENGTHS)
+    assert page.locator("#sdedit-gallery img").count() == len(sdedit.STRENGTHS)
     page.locator("#sdedit-scrubber input[type=range]").wait_for()
-    assert page.locator("#sdedit-scrubber .row").count() == len(app.STRENGTHS)
+    assert page.locator("#sdedit-scrubber .row").count() == len(sdedit.STRENGTHS)
     shot(page, "4-sdedit")
 
 
@@ -260,12 +263,10 @@ def test_switching_the_model_updates_the_class_lists(page, models):
     page.wait_for_function("name => document.querySelector('#model-info').innerText.includes(name)", arg=name,
                            timeout=30_000)
     page.wait_for_function("first => document.querySelector('#gen-classes').innerText.includes(first)",
-                           arg=app.class_names(model)[0], timeout=30_000)
+                           arg=model.classes[0], timeout=30_000)
     # the Forward tab still showed the first model's example, untouched: it now shows this model's first one
-    first = sorted((app.EXAMPLES_DIR / model.dataset).glob("*.png"))[0]
-    picture = app._picture(str(first))
-    expected = im.to_display(im.prepare_sketch({"background": picture, "layers": [], "composite": picture}, model),
-                             app._scale(model))
+    first = sorted((examples.EXAMPLES_DIR / model.dataset).glob("*.png"))[0]
+    expected = im.to_display(uploads.sketch(str(first), model), im.display_scale(model.image_size))
     open_tab(page, "Forward process")
     before = page.locator("#forward-0 img").get_attribute("src")
     page.wait_for_timeout(1000)  # the example follows the model in its own event
@@ -281,9 +282,9 @@ def test_an_illusion_example_of_another_model_loads_it_and_runs(page, models):
     """The example buttons name their classes (a table would blank classes the current model lacks);
     a click switches the model, keeps the example's classes, and the anagram runs with them."""
     name, model = list(models.items())[-1]
-    a, b, view = app._illusions(model, app.ANAGRAMS, "rot180")[0]
+    a, b, view = illusions.presets(model, illusions.ANAGRAMS, "rot180")[0]
     open_tab(page, "Illusions")
-    page.get_by_text(f"{name}: {a} / {b} {app._view_label(view)}", exact=True).click()
+    page.get_by_text(f"{name}: {a} / {b} {illusions.view_label(view)}", exact=True).click()
     page.wait_for_function("name => document.querySelector('#model-info').innerText.includes(name)", arg=name,
                            timeout=30_000)
     page.locator("#anagram-run").click()
@@ -295,15 +296,15 @@ def test_a_model_switch_moves_the_anagram_transform_with_its_classes(page, model
     """After the example above (the last model's pair and transform), a switch in the Model box to the first
     model brings that model's preset pair together with its own transform, never the old pair's."""
     (name, model), last = next(iter(models.items())), list(models.values())[-1]
-    a, b, view = app._illusions(model, app.ANAGRAMS, "rot180")[0]
-    if view == app._illusions(last, app.ANAGRAMS, "rot180")[0][2]:
+    a, b, view = illusions.presets(model, illusions.ANAGRAMS, "rot180")[0]
+    if view == illusions.presets(last, illusions.ANAGRAMS, "rot180")[0][2]:
         pytest.skip("the first and last models' anagrams use the same transform")
     page.locator("#model input").click()
     page.get_by_role("option", name=name, exact=True).click()
     page.wait_for_function("name => document.querySelector('#model-info').innerText.includes(name)", arg=name,
                            timeout=30_000)
     page.wait_for_function("want => document.querySelector('#anagram-view input').value === want",
-                           arg=f"{app._view_label(view)} ({view})", timeout=10_000)
+                           arg=f"{illusions.view_label(view)} ({view})", timeout=10_000)
     page.locator("#anagram-run").click()
     wait_done(page, "anagram-status", prefix=f"Done: {name} · {a} / {b} {view}")
 
@@ -324,7 +325,7 @@ def test_generate_guidance_follows_the_model_until_the_user_moves_it(page, model
         page.wait_for_timeout(1000)  # the slider follows in the event after the model's
 
     first, other = min(defaults, key=defaults.get), max(defaults, key=defaults.get)
-    label = {value: text for text, value in app.SAMPLERS}
+    label = {value: text for text, value in controls.SAMPLERS}
     sampler = page.locator("#gen-sampler input")
     for name in (first, other, first):
         switch(name)

@@ -1,0 +1,181 @@
+"""The models the app serves, which names the Model box may load, and what every tab builder is handed."""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+
+import ddpm
+from ddpm.checkpoint import HUB_ID
+from ddpm.device import pick_device
+
+from .inputs import settings, user_errors, whole
+
+PREFERRED = ("mnist", "fashion", "letters", "emoji")  # the default model is the first of these found
+MAX_IMAGES = 16          # per SDEdit / inpaint / illusion run
+FILE_TTL = 3600          # seconds the downloadable PNG/GIF files are kept
+LOCAL_MODELS_ENV = "DDPM_ALLOW_LOCAL_MODELS"
+
+
+def local_models_allowed() -> bool:
+    """Whether the Model box may load folders of this machine: $DDPM_ALLOW_LOCAL_MODELS (1/0, true/false,
+    yes/no) when set, else off on a Hugging Face Space ($SPACE_ID is set there) and on elsewhere."""
+    value = os.environ.get(LOCAL_MODELS_ENV, "").strip().lower()
+    if value:
+        return value in ("1", "true", "yes", "on")
+    return not os.environ.get("SPACE_ID")
+
+
+def load_bundled() -> tuple[dict[str, ddpm.DiffusionModel], list[str]]:
+    """Every model under checkpoints/, once, at start; a broken folder is reported, not fatal."""
+    names = sorted(ddpm.bundled(), key=lambda n: (PREFERRED.index(n) if n in PREFERRED else len(PREFERRED), n))
+    models, problems = {}, []
+    for name in names:
+        try:
+            models[name] = ddpm.load(name)
+        except Exception as err:  # noqa: BLE001 - whatever is wrong with one checkpoint, the app still starts
+            problems.append(f"`{name}`: {err}")
+    return models, problems
+
+
+class Lab:
+    """The models loaded at start (read-only after __init__) and the loading of others by name. Per-user
+    things, the model a user loads from a folder or the Hub and the last run, travel in gr.State."""
+
+    def __init__(self, models: dict[str, ddpm.DiffusionModel], problems: list[str] | None = None):
+        self.device = pick_device()
+        self.models = {name: m.to(self.device) for name, m in models.items()}
+        self.problems = list(problems or [])
+
+    @property
+    def default(self) -> str:
+        return next(iter(self.models), "")
+
+    @property
+    def default_model(self) -> ddpm.DiffusionModel | None:
+        return self.models.get(self.default)
+
+    @property
+    def default_classes(self) -> list[str]:
+        """Class names of the default model (what the class dropdowns start with)."""
+        return self.default_model.classes if self.models else []
+
+    def model(self, name, session: dict | None) -> ddpm.DiffusionModel:
+        """A loaded model by name, else a folder (where allowed) or a Hub id loaded once into the user's session."""
+        name = str(name or "").strip()
+        if not name:
+            raise ValueError("no model: pick one, or type a checkpoint folder or a Hub id in the Model box")
+        if name in self.models:
+            return self.models[name]
+        if session is not None and name in session:
+            return session[name]
+        model = self._load(name)
+        if session is not None:
+            session.clear()  # one custom model per user is plenty on a shared Space
+            session[name] = model
+        return model
+
+    def _load(self, name: str) -> ddpm.DiffusionModel:
+        local = local_models_allowed()
+        if not local:
+            # decided on the text alone, before any file is looked at: the answer never tells a visitor
+            # whether a path exists on this server
+            if not HUB_ID.match(name) or ".." in name or name.startswith((".", "/", "~")):
+                raise ValueError(f"no model {name!r}: this server loads bundled models "
+                                 f"({', '.join(self.models) or 'none'}) and Hugging Face Hub ids (owner/name), "
+                                 f"not folders ({LOCAL_MODELS_ENV}=1 allows them)")
+        try:
+            return ddpm.load(name, device=self.device, local=local)
+        except FileNotFoundError as err:
+            if local:
+                raise
+            raise ValueError(f"no model {name!r} on the Hugging Face Hub (or the Hub is out of reach): "
+                             f"{str(err).rsplit(' id ', 1)[-1]}") from None
+        except (OSError, RuntimeError, KeyError) as err:  # unreadable files, bad configs
+            raise ValueError(f"could not load model {name!r}: {err}") from None
+
+    def begin(self, model, session, sampler, steps, guidance, seed_value, count=None):
+        """What every sampling handler starts with: the model, checked Settings and (given ``count``) the
+        number of images."""
+        model, s = self.model(model, session), settings(sampler, steps, guidance, seed_value)
+        return model, s, None if count is None else whole(count, 1, MAX_IMAGES, "number of images")
+
+
+def describe(model: ddpm.DiffusionModel) -> str:
+    """The Model box's description: shape, classes, size, schedule and the card's measured quality."""
+    names = model.classes
+    classes = ", ".join(names[:12]) + (f", ... ({len(names)})" if len(names) > 12 else "") or "unconditional"
+    params = model.denoiser.num_parameters() / 1e6
+    metrics = model.meta.get("metrics", {}).get("rows") or []
+    quality = ""
+    if metrics:  # the headline row: the one at the model's default guidance, else the card's first
+        first = next((row for row in metrics if row.get("guidance") == model.default_guidance), metrics[0])
+        floor = f", floor {first['fid_floor']:.1f}" if first.get("fid_floor") is not None else ""
+        quality = f" · class accuracy {first['accuracy']:.3f}, FID {first['fid']:.1f}{floor} ({first['setting']})"
+    return (f"**{model.name}** · {model.channels}×{model.image_size}×{model.image_size} · classes: {classes} · "
+            f"`{model.denoiser.family}` {params:.2f} M params · {model.schedule.kind} schedule, "
+            f"T = {model.schedule.num_timesteps} · on {model.device.type}{quality}")
+
+
+def out_dir() -> Path:
+    """A fresh folder for this result's files; folders older than FILE_TTL are swept away."""
+    base = Path(tempfile.gettempdir()) / "diffusion-lab"
+    base.mkdir(exist_ok=True)
+    now = time.time()
+    for old in base.iterdir():
+        try:
+            if now - old.stat().st_mtime > FILE_TTL:
+                for f in old.iterdir():
+                    f.unlink()
+                old.rmdir()
+        except OSError:
+            pass
+    folder = base / uuid.uuid4().hex[:12]
+    folder.mkdir()
+    return folder
+
+
+@dataclass
+class UI:
+    """What every tab builder is handed: the models and the components shared by all tabs."""
+
+    lab: Lab
+    model: gr.Dropdown
+    session: gr.State                # the user's own loaded model (folder / Hub id)
+    last_run: gr.State               # the user's last run, for the Denoising steps tab
+    model_ready: object              # the Model box's change event: tabs follow the model on its success
+    runs: list = field(default_factory=list)  # every tab's run events (the steps tab shows what they leave)
+
+    def select_model(self, name, session):
+        return describe(self.lab.model(name, session))
+
+
+def header(lab: Lab) -> UI:
+    """The title, the Model box and its description (stacked: they read on a phone too)."""
+    gr.Markdown("# Diffusion Lab\nSmall class-conditioned diffusion models, trained from scratch: generate, "
+                "watch every denoising step, edit sketches and photos, and make illusions. "
+                "Every button is also an API call (see *Use via API* at the bottom).", elem_id="intro")
+    if not lab.models:
+        gr.Markdown("**No bundled model yet** (checkpoints/ is empty). Train one with "
+                    "`python -m ddpm train mnist`, or type a checkpoint folder or a Hub id of a "
+                    "`UNet2DModel` in the Model box.", elem_id="no-models")
+    for problem in lab.problems:
+        gr.Markdown(f"**A bundled checkpoint could not be loaded:** {problem}")
+    with gr.Row(equal_height=True, elem_id="model-row"):
+        model = gr.Dropdown(list(lab.models), value=lab.default, allow_custom_value=True, label="Model",
+                            info="a bundled model, or a Hub id" + (", or a checkpoint folder"
+                                                                  if local_models_allowed() else ""),
+                            scale=1, min_width=220, elem_id="model")
+        info = gr.Markdown(describe(lab.default_model) if lab.models else "", elem_id="model-info")
+    session, last_run = gr.State({}), gr.State(None)
+    # queued: a model that fails to load (a typo, a Hub id offline) shows its error as a toast, which an
+    # unqueued event does not (it shows a bare "Error" badge); the class lists etc. follow only a success
+    ui = UI(lab, model, session, last_run, None)
+    ui.model_ready = model.change(user_errors(ui.select_model), [model, session], info, api_visibility="private",
+                                  show_progress="minimal")
+    return ui

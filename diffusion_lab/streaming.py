@@ -1,0 +1,113 @@
+"""Streaming a job to the page: a handler's steps, previews, status and Stop.
+
+Handlers are generators that yield dicts keyed by output *names* ({"status": "step 3/20", "image": grid});
+``handler`` maps the names to the tab's components, so an output is never a position in a tuple, a yield
+leaves the outputs it does not name as they are, and a tab that gains an output (a per-view preview, a
+chart) adds a name on both sides. The names stay plain values inside a ZeroGPU worker (components are not
+sent there).
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import time
+from collections.abc import Callable, Generator
+
+import gradio as gr
+import torch
+
+import ddpm
+
+from .inputs import user_errors
+
+try:  # ZeroGPU Spaces: @spaces.GPU borrows a GPU per call; elsewhere it returns the function unchanged
+    import spaces
+
+    gpu = spaces.GPU
+except ImportError:  # pragma: no cover - spaces is in requirements.txt
+    def gpu(fn):
+        return fn
+
+MAX_FRAMES = 60          # steps kept per run for the scrubber (all up to 60, evenly thinned beyond)
+PREVIEW_SECONDS = 0.25   # at most ~4 streamed previews a second
+SO_FAR = " · predicted x0 so far"  # the end of a running Generate status
+
+
+def handler(fn: Callable, lab, outputs: dict[str, gr.components.Component] | None = None) -> Callable:
+    """``fn(lab, *inputs)`` -> the event function of ``inputs`` alone: run on a GPU where the Space lends one
+    (``gpu``; ``lab`` and its models stay out of what ZeroGPU pickles), its ValueErrors shown as readable
+    errors, and its yielded or returned ``{name: value}`` dicts sent to ``outputs[name]``."""
+    params = list(inspect.signature(fn).parameters.values())[1:]  # gr.Progress is found in the signature
+
+    def named(result):
+        if outputs is None or not isinstance(result, dict):
+            return result
+        unknown = set(result) - set(outputs)
+        if unknown:
+            raise KeyError(f"{fn.__name__} named outputs it does not have: {sorted(unknown)}")
+        return {outputs[name]: value for name, value in result.items()}
+
+    if inspect.isgeneratorfunction(fn):
+        def run(*args, **kwargs):
+            yield from fn(lab, *args, **kwargs)
+        on_gpu = gpu(run)
+
+        def event(*args, **kwargs):
+            for result in on_gpu(*args, **kwargs):
+                yield named(result)
+    else:
+        def run(*args, **kwargs):
+            return fn(lab, *args, **kwargs)
+        on_gpu = gpu(run)
+
+        def event(*args, **kwargs):
+            return named(on_gpu(*args, **kwargs))
+    for f in (run, event):
+        functools.update_wrapper(f, fn)
+        del f.__wrapped__
+        f.__signature__ = inspect.Signature(params)
+    return user_errors(event)
+
+
+def every(job: ddpm.Job) -> int:
+    """The recording stride that keeps at most MAX_FRAMES of a job's steps."""
+    return max(1, math.ceil(job.num_model_steps / MAX_FRAMES))
+
+
+def stream_job(job: ddpm.Job, tick: Callable, preview: Callable) -> Generator[dict, None, tuple[torch.Tensor, dict]]:
+    """Run a job inside a handler's generator (``x, frames = yield from stream_job(...)``): ``tick(step)`` after
+    every step, and now and then (the first step, then at most every PREVIEW_SECONDS) it yields the handler's
+    outputs ``preview(step, status, first)`` (a dict of names) for a "step k/N · t = T" status and, for a
+    picture, the step's x0. Those yields are where a Stop takes effect. Returns the result and the recorded
+    frames (``ddpm.Recorder.frames()``)."""
+    recorder, last = ddpm.Recorder(every=every(job)), None
+    for step in job:
+        recorder(step)
+        tick(step)
+        if last is None or time.perf_counter() - last >= PREVIEW_SECONDS:
+            yield preview(step, f"step {step.index + 1}/{step.total} · t = {step.t}", last is None)
+            last = time.perf_counter()
+    return step.x_next, recorder.frames()
+
+
+def ticker(progress) -> Callable:
+    """A step callback that moves a gr.Progress bar."""
+    return lambda step: progress((step.index + 1, step.total), desc="denoising")
+
+
+def stopped(status: str):
+    """A tab's status after Stop: the step the run got to ("step 12/200 · t = 944", or SDEdit's "strength 0.5:
+    step ..." after the strengths already shown), and for Generate that its grid is not a finished sample.
+    A run already over keeps its status."""
+    status = str(status or "")
+    if not status.startswith(("step ", "strength ")):
+        return gr.skip()
+    if status.endswith(SO_FAR):
+        return f"Stopped at {status.removesuffix(SO_FAR)}: the grid is the predicted x0 there, not a finished sample"
+    return f"Stopped at {status}"
+
+
+def stops(button: gr.Button, event, status) -> None:
+    """Make ``button`` cancel ``event`` (a generator handler's run, which stops at its next yield) and say where."""
+    button.click(stopped, status, status, cancels=[event], api_visibility="private", queue=False)

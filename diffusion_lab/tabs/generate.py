@@ -1,0 +1,132 @@
+"""Generate: sample a grid of the classes picked; the preview streams each step's predicted x0."""
+from __future__ import annotations
+
+import math
+import time
+
+import gradio as gr
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+import ddpm
+from ddpm import images as im
+from ddpm.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER
+
+from ..controls import sampling_controls
+from ..follow import follow_default, follow_model
+from ..inputs import class_list, plural, run_text, whole
+from ..lab import UI, Lab, out_dir
+from ..runs import Run, tracks_from
+from ..streaming import SO_FAR, handler, stream_job, stops, ticker
+
+MAX_PER_CLASS = 8
+MAX_COLUMNS = 12
+
+
+def layout(model: ddpm.DiffusionModel, names: list[str], per_class: int) -> tuple[list[str] | None, list[str], int]:
+    """Labels in sampling order (None: unconditional), a caption per image, and the grid's columns, so the
+    grid is wider than tall: a column per class while there are at least as many classes as images per
+    class, else a row per class (2 classes x 8: two rows of 8, not a thin strip of 8 rows); with more
+    than 12 classes, each class's images side by side, as many classes to a row as fit in 12 columns, the
+    rows filled evenly (26 letters x 1: rows of 9, 9, 8)."""
+    if not model.conditional:
+        return None, [f"#{i + 1}" for i in range(per_class)], min(per_class, 8)
+    if len(names) <= MAX_COLUMNS and per_class <= len(names):
+        labels = [c for _ in range(per_class) for c in names]
+        return labels, labels, len(names)
+    labels = [c for c in names for _ in range(per_class)]
+    if len(names) <= MAX_COLUMNS:
+        return labels, labels, per_class
+    per_row = max(1, MAX_COLUMNS // per_class)
+    rows = math.ceil(len(names) / per_row)
+    return labels, labels, per_class * math.ceil(len(names) / rows)
+
+
+def gif_frame(x: torch.Tensor, x0: torch.Tensor, captions: list[str], ncol: int) -> Image.Image:
+    """One frame of the denoising GIF: the noisy x_t grid with the predicted x0 grid beside it (x_t alone
+    is pure noise for the first half of a run; x0 shows what the model already sees)."""
+    left, right = (im.captioned_grid(v, captions, ncol, 2) for v in (x, x0))
+    head, gap = 18, 8
+    sheet = Image.new("RGB", (left.width + gap + right.width, head + left.height), (255, 255, 255))
+    sheet.paste(left, (0, head))
+    sheet.paste(right, (left.width + gap, head))
+    draw = ImageDraw.Draw(sheet)
+    for text, centre in (("noisy x_t", left.width / 2), ("predicted x0", left.width + gap + right.width / 2)):
+        draw.text((centre, 3), text, fill=(40, 40, 40), font=ImageFont.load_default(size=12), anchor="ma")
+    return sheet
+
+
+def save_downloads(grid: Image.Image, frames: dict, final: torch.Tensor, captions: list[str], ncol: int) -> list[str]:
+    """The grid as a PNG and the run as an animated GIF (x_t beside predicted x0), ending on the result."""
+    folder = out_dir()
+    grid.save(folder / "samples.png")
+    gif = [gif_frame(x, x0, captions, ncol) for x, x0 in zip(frames["x"], frames["x0"], strict=True)]
+    im.save_gif(gif + [gif_frame(final, final, captions, ncol)], folder / "denoising.gif")
+    return [str(folder / "samples.png"), str(folder / "denoising.gif")]
+
+
+def generate(lab: Lab, model, classes, per_class, sampler, steps, guidance, seed, session, progress=gr.Progress()):
+    model, s, _ = lab.begin(model, session, sampler, steps, guidance, seed)
+    per_class = whole(per_class, 1, MAX_PER_CLASS, "images per class")
+    labels, captions, ncol = layout(model, class_list(model, classes), per_class)
+    job = ddpm.generate(model, labels, n=None if labels else per_class, settings=s)
+    scale, start = im.display_scale(model.image_size) // 2, time.perf_counter()
+
+    def preview(step, status, first):
+        out = {"image": im.captioned_grid(step.x0, captions, ncol, scale), "status": status + SO_FAR}
+        return {**out, "files": None} if first else out  # the last run's files would pass for this one's
+    x, frames = yield from stream_job(job, ticker(progress), preview)
+    seconds = time.perf_counter() - start
+    grid = im.captioned_grid(x, captions, ncol, scale)
+    what = f"{plural(len(captions), 'image')} · {run_text(s)}"
+    names = [f"{c} #{captions[:i].count(c) + 1}" for i, c in enumerate(captions)] if labels else captions
+    yield {"image": grid, "files": save_downloads(grid, frames, x, captions, ncol),
+           "status": f"Done: {model.name} · {what} · {seconds:.1f} s",
+           "run": Run(f"Generate · {model.name} · {what}", tracks_from(frames, names, x), len(captions))}
+
+
+def create(ui: UI):
+    lab, names = ui.lab, ui.lab.default_classes
+    default = lab.default_model
+    with gr.Tab("Generate", id="generate"):
+        gr.Markdown("Sample new images of the classes you pick. The preview shows the model's current guess "
+                    "of the clean image (predicted x0) at every step; the same seed gives the same grid.",
+                    elem_classes="help")
+        with gr.Row():
+            with gr.Column(scale=2, min_width=300):
+                classes = gr.Dropdown(names, value=names[:10], multiselect=True, allow_custom_value=True,
+                                      label="Classes", elem_id="gen-classes")
+                per_class = gr.Slider(1, MAX_PER_CLASS, value=2, step=1, label="Images per class",
+                                      elem_id="gen-per-class")
+                sampling = sampling_controls(
+                    open=True, elem_id="gen",
+                    sampler=default.default_sampler if default else DEFAULT_SAMPLER,
+                    guidance=default.default_guidance if default else DEFAULT_GUIDANCE)
+                follow_default(ui, sampling.guidance, lambda m: m.default_guidance)
+                follow_default(ui, sampling.sampler, lambda m: m.default_sampler)
+                with gr.Row():
+                    run = gr.Button("Generate", variant="primary", elem_id="gen-run")
+                    stop = gr.Button("Stop", variant="stop", elem_id="gen-stop")
+            with gr.Column(scale=3, min_width=300):
+                status = gr.Textbox(label="Status", interactive=False, elem_id="gen-status")
+                image = gr.Image(label="Samples", type="pil", format="png", elem_id="gen-image", height=440,
+                                 interactive=False, buttons=["download", "fullscreen"], elem_classes="picture")
+                files = gr.File(label="Downloads: the grid (PNG) and the denoising (GIF)", file_count="multiple",
+                                interactive=False, elem_id="gen-files", height=150)
+        rows = [[name, m.classes[:10], 2, m.default_sampler, 20, m.default_guidance, 0]
+                for name, m in lab.models.items()]
+        if rows:
+            labels = [f"{r[0]}: {', '.join(r[1][:4])}{', ...' if len(r[1]) > 4 else ''}" for r in rows]
+            gr.Examples(rows, [ui.model, classes, per_class, *sampling.inputs], label="Examples", example_labels=labels)
+    outputs = {"image": image, "files": files, "status": status, "run": ui.last_run}
+    event = run.click(handler(generate, lab, outputs), [ui.model, classes, per_class, *sampling.inputs, ui.session],
+                      list(outputs.values()), api_name="generate", show_progress_on=status, concurrency_id="model")
+    stops(stop, event, status)
+    follow_model(ui, classes, lambda m: m.classes, lambda m: m.classes[:10], multiselect=True)
+    ui.runs.append(event)
+
+
+if __name__ == "__main__":
+    from ..page import serve
+
+    serve(create)

@@ -1,0 +1,213 @@
+"""The app package's pieces without a server: input parsing, the grid layout, the scrubber's data, examples
+that follow the model, the model description, illusion presets, named outputs, and the page's CSS."""
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+import ddpm
+from app_fixtures import tiny, tiny_models
+from ddpm import images as im
+from diffusion_lab import controls, examples, inputs, runs, streaming
+from diffusion_lab.lab import describe
+from diffusion_lab.tabs import generate, illusions
+
+
+@pytest.fixture(scope="module")
+def models():
+    return tiny_models()
+
+
+def test_every_library_sampler_is_offered():
+    assert sorted(value for _, value in controls.SAMPLERS) == sorted(ddpm.SAMPLERS)
+
+
+def test_classes_are_named_as_the_model_spells_them(models):
+    """Classes given by index or in any case are shown as the model spells them; "(none)" is no class."""
+    emoji = models["emoji"]
+    assert inputs.class_list(emoji, ["1", "smileys & emotion"]) == ["People & Body", "Smileys & Emotion"]
+    assert inputs.class_list(emoji, ["1", "0", "people & body"]) == ["People & Body", "Smileys & Emotion"]  # once
+    assert inputs.target_class(emoji, "2") == "Animals & Nature" and inputs.target_class(emoji, "(none)") is None
+    assert inputs.run_text(ddpm.Settings(steps=1, seed=4)) == "dpm++ 1 step · guidance 1.5 · seed 4"
+
+
+@pytest.mark.parametrize("value, ok", [(3, True), ("3", True), (3.0, True), ("3.0", True), (3.5, False),
+                                       ("x", False), (None, False), (11, False), (str(2**63 - 1), None)])
+def test_whole_numbers(value, ok):
+    if ok is None:  # a 19-digit seed stays exact
+        assert inputs.seed_number(value) == 2**63 - 1
+    elif ok:
+        assert inputs.whole(value, 0, 10, "n") == 3
+    else:
+        with pytest.raises(ValueError, match="n must be"):
+            inputs.whole(value, 0, 10, "n")
+
+
+@pytest.mark.parametrize("classes, per_class, ncol", [(10, 3, 10), (13, 1, 7), (26, 1, 9), (26, 2, 12), (26, 5, 10),
+                                                        (26, 8, 8), (2, 8, 8), (1, 5, 5), (3, 3, 3)])
+def test_a_grid_keeps_each_class_together_and_is_wider_than_tall(classes, per_class, ncol):
+    names = [f"c{i}" for i in range(classes)]
+    labels, captions, got = generate.layout(SimpleNamespace(conditional=True), names, per_class)
+    assert got == ncol and labels == captions and len(labels) == classes * per_class
+    rows = [labels[i:i + ncol] for i in range(0, len(labels), ncol)]
+    assert classes > 12 or len(rows) <= ncol, "never a tall strip"
+    if classes <= 12 and per_class <= classes:  # a column per class
+        assert all(row == names for row in rows)
+    else:  # a class's images side by side, never split over two rows; as few rows as 12 columns allow
+        assert all(len(row) % per_class == 0 and row[::per_class] == sorted(set(row), key=row.index) for row in rows)
+        assert ncol <= max(12, per_class) and len(rows) == -(-classes // max(1, 12 // per_class))
+
+
+def test_the_gif_shows_predicted_x0_beside_x_t():
+    x = torch.rand(2, 1, 8, 8) * 2 - 1
+    x0 = -x
+    frame = np.asarray(generate.gif_frame(x, x0, ["a", "b"], 2))
+    left = np.asarray(im.captioned_grid(x, ["a", "b"], 2, 2))
+    right = np.asarray(im.captioned_grid(x0, ["a", "b"], 2, 2))
+    assert frame.shape[1] == left.shape[1] + 8 + right.shape[1]
+    assert np.array_equal(frame[18:, :left.shape[1]], left) and np.array_equal(frame[18:, -right.shape[1]:], right)
+
+
+# -- the step scrubber's data ----------------------------------------------------------------------------
+def test_runs_keep_at_most_max_frames_and_render_data_uris(models):
+    model = models["mnist"]
+    job = ddpm.generate(model, ["1", "2"], settings=ddpm.Settings(sampler="ddpm", steps=150))
+    ticks, run_job = [], streaming.stream_job(job, lambda step: ticks.append(step.index),
+                                              lambda step, status, first: {"status": status, "first": first})
+    assert next(run_job) == {"status": "step 1/150 · t = 999", "first": True}, "the first step is reported at once"
+    with pytest.raises(StopIteration) as done:
+        while True:
+            assert next(run_job)["first"] is False
+    x, frames = done.value.value
+    assert ticks == list(range(150))
+    run = runs.Run("test", runs.tracks_from(frames, ["1", "2"], x))
+    first, last = run.tracks
+    assert len(first.t) <= streaming.MAX_FRAMES + 2 and first.t[0] == 999
+    assert set(first.images) == {key for key, _ in runs.PANELS}
+    assert first.images["x"].dtype == np.uint8 and first.images["x"].shape[1:] == (28, 28, 1)
+    assert last.t[-1] == -1 and min(last.t[:-1]) >= 0  # ends on the result: no noise left
+    assert np.array_equal(last.images["x"][-1], im.to_uint8(x[1:2], rgb=False)[0])
+    assert np.array_equal(last.images["x0"][-1], last.images["x"][-1])
+    assert not np.array_equal(last.images["x"][-2], last.images["x"][-1])
+    value = runs.scrub_value(run, [1])
+    assert [p["key"] for p in value["panels"]] == ["x", "x0", "eps"]
+    assert value["rows"][0]["caption"] == "2" and value["rows"][0]["frames"][0]["x0"].startswith("data:image/png;base64,")
+    assert [f["t"] for f in value["rows"][0]["frames"]][-2:] == [f"t = {last.t[-2]}", "the result"]
+    assert runs.scrub_value(None) is None
+
+
+def test_handlers_send_named_outputs_and_refuse_unknown_names(models):
+    outputs = {"status": "STATUS-BOX", "image": "IMAGE-BOX"}
+
+    def fn(lab, value, progress=None):
+        yield {"status": f"got {value}"}
+        yield {"status": "done", "image": lab}
+    event = streaming.handler(fn, "LAB", outputs)
+    assert list(event(1)) == [{"STATUS-BOX": "got 1"}, {"STATUS-BOX": "done", "IMAGE-BOX": "LAB"}]
+    assert list(inspect.signature(event).parameters) == ["value", "progress"], "what Gradio reads"
+
+    def unknown(lab):
+        yield {"chart": 1}
+    with pytest.raises(KeyError, match="chart"):
+        list(streaming.handler(unknown, None, outputs)())
+
+
+# -- examples that follow the model -------------------------------------------------------------------------
+def test_an_untouched_example_follows_the_model_and_a_user_picture_stays():
+    """After a model switch the image boxes show the new model's first example, but only while they show
+    another model's example untouched: a stroke, a painted mask or an upload is never replaced."""
+    pictures = {name: sorted(str(p) for p in (examples.EXAMPLES_DIR / name).glob("*.png"))[:3]
+                for name in ("mnist", "fashion")}
+
+    def as_sent(path):  # what the editor sends for an untouched picture
+        return {"background": path, "layers": [], "composite": path}
+
+    for value_of in (lambda p: p, examples.preset_mask):
+        own = {name: [value_of(p) for p in paths] for name, paths in pictures.items()}
+        every = own["mnist"] + own["fashion"]
+        digit, coat = own["mnist"][1], own["fashion"][2]
+        assert examples.next_example(as_sent(digit), own["fashion"], every) == own["fashion"][0]
+        assert examples.next_example(as_sent(coat), own["fashion"], every) is None, "already one of this model's"
+        assert examples.next_example(as_sent(coat), own["mnist"], every) == own["mnist"][0]
+        stroked = examples.picture(digit).copy()
+        stroked[100:110, 100:140] = (229, 57, 53, 255)
+        assert examples.next_example({"composite": stroked}, own["fashion"], every) is None, "the user's stroke stays"
+        assert examples.next_example(None, own["fashion"], every) is None
+        assert examples.next_example(as_sent(digit), [], every) is None, "a model without examples leaves the box alone"
+    digit = pictures["mnist"][0]
+    assert examples.shows_example({"composite": examples.picture(digit)[..., 0]}, digit), "a grey composite"
+    assert not examples.shows_example({"composite": examples.picture(digit)[:100]}, digit)
+
+
+def test_a_preset_mask_is_painted_into_the_picture():
+    from diffusion_lab.uploads import MASK_RGB, preset_region
+
+    path = sorted((examples.EXAMPLES_DIR / "emoji").glob("*.png"))[0]
+    rgba = examples.picture(examples.preset_mask(str(path)))
+    region = preset_region(rgba)
+    h = rgba.shape[0]
+    assert region[h // 2:].all() and not region[:h // 2].any()
+    assert tuple(rgba[-1, 0, :3]) == MASK_RGB
+
+
+# -- the model description and illusions ------------------------------------------------------------------
+def test_model_info_states_the_cards_measured_quality_with_its_floor(models):
+    bundled = ddpm.load("checkpoints/mnist")
+    row = bundled.meta["metrics"]["rows"][0]
+    info = describe(bundled)
+    assert f"class accuracy {row['accuracy']:.3f}, FID {row['fid']:.1f}, floor {row['fid_floor']:.1f}" in info
+    assert "**mnist**" in info and "1×28×28" in info
+    assert "accuracy" not in describe(models["emoji"])  # untrained: nothing measured, nothing claimed
+
+
+def test_model_info_headlines_the_row_at_the_models_own_guidance(models):
+    model = models["emoji"]
+    rows = [{"setting": f"dpm++ 20 steps, guidance {g:g}", "guidance": g, "accuracy": acc, "fid": fid,
+             "fid_floor": 60.0} for g, acc, fid in ((1.5, 0.71, 50.0), (3.0, 0.998, 55.5))]
+    model.meta.update(metrics={"rows": rows}, sampling={"guidance": 3.0})
+    try:
+        assert "class accuracy 0.998, FID 55.5, floor 60.0 (dpm++ 20 steps, guidance 3)" in describe(model)
+        model.meta["sampling"] = {"guidance": 2.0}  # no row at its default: the card's first
+        assert "class accuracy 0.710, FID 50.0" in describe(model)
+    finally:
+        del model.meta["metrics"], model.meta["sampling"]
+
+
+def test_an_illusion_keeps_its_classes_and_transform_together_across_a_model_switch():
+    letters = tiny("letters", 28, 1, [chr(c) for c in range(65, 91)], "letters")
+    preset = illusions.presets(letters, illusions.ANAGRAMS, "rot180")[0]
+    assert preset[2] != "flip_v"
+    after = functools.partial(illusions.after_switch, letters, illusions.ANAGRAMS, "rot180")
+    assert after("2", "5", "flip_v", True) == preset, "mnist's pair gone: its transform goes with it"
+    assert after("N", "Z", "flip_v", True) == ("N", "Z", "flip_v"), "a pair that fits keeps its transform"
+    assert after("N", "Z", "patches:8", True) == preset, "a transform the model cannot take is reset"
+    hybrid = illusions.after_switch(letters, illusions.HYBRIDS, 1.0, "0", "1", 2.5)
+    assert hybrid == illusions.presets(letters, illusions.HYBRIDS, 1.0)[0]
+    assert illusions.after_switch(letters, illusions.HYBRIDS, 1.0, "O", "I", 2.5) == ("O", "I", 2.5)
+
+
+# -- the page's assets ------------------------------------------------------------------------------------
+ASSETS = Path(runs.__file__).parent / "assets"
+
+
+@pytest.mark.parametrize("name", ["scrubber.css", "style.css", "scrubber.html"])
+def test_colours_come_from_the_theme_so_dark_mode_reads(name):
+    """Spaces follow the visitor's system theme: a hard-coded colour (the scrubber's #f4f4f5 button with
+    #222 text) is unreadable in one of the two."""
+    text = (ASSETS / name).read_text()
+    assert not re.findall(r"#[0-9a-fA-F]{3,8}\b|\brgba?\(|\b(?:white|black)\b(?!-)", text.replace("&#", "")), name
+    if name.endswith(".css"):
+        assert "var(--" in text
+
+
+def test_the_scrubber_draws_every_panel_it_is_given():
+    """The template and script loop over the value's panels (a new panel needs no template change)."""
+    assert "value.panels.map" in (ASSETS / "scrubber.html").read_text()
+    assert "v.panels" in (ASSETS / "scrubber.js").read_text()
