@@ -53,8 +53,8 @@ def test_the_api_parameters_stay_as_they_were(client):
                 "/forward": ["model", "image", "t", "seed", "blur_sigma"],
                 "/sdedit": ["model", "image", "target", "strengths", *sampling],
                 "/inpaint": ["model", "image", "target", "repaint", "count", *sampling],
-                "/anagram": ["model", "class_a", "class_b", "view", "count", *sampling],
-                "/hybrid": ["model", "low", "high", "sigma", "count", *sampling]}
+                "/anagram": ["model", "class_a", "class_b", "view", "count", *sampling, "candidates"],
+                "/hybrid": ["model", "low", "high", "sigma", "count", *sampling, "candidates", "high_guidance"]}
     for name, params in expected.items():
         assert [p["parameter_name"] for p in api[name]["parameters"]] == params, name
 
@@ -142,10 +142,32 @@ def test_status_and_captions_name_what_ran(client):
 
 def test_anagram_and_hybrid_defaults(client):
     grid, status = client.predict(api_name="/anagram")
-    assert status.startswith("Done: mnist · 2 / 5 flip_v") and Image.open(grid).width > 224
+    assert status.startswith("Done: mnist · 6 / 9 rot180") and Image.open(grid).width > 224
+    assert "no scores: this model ships no classifier" in status  # a tiny test model has none
     large, small, status = client.predict(api_name="/hybrid")
     big, little = Image.open(large), Image.open(small)
-    assert big.width > 4 * little.width and little.height < 40  # from afar: model resolution
+    assert big.width > 2 * little.width and little.height < 80  # from afar: the image shrunk, as the score sees it
+    assert "8 from afar, 3 up close · split at 1/4 · up-close guidance 6" in status, status
+
+
+def test_illusions_keep_the_best_candidates_by_the_models_classifier(models, client):
+    """With a classifier, n images x k candidates are drawn, every candidate is scored in both readings, the
+    best of each k is kept, and the status and captions say how they scored."""
+    import torch
+
+    from ddpm.classifier import Classifier, ClassifierConfig
+
+    torch.manual_seed(0)
+    models["mnist"]._classifier = Classifier(ClassifierConfig(channels=1, num_classes=10)).eval()
+    try:
+        grid, status = client.predict(count=2, candidates=3, **FAST, api_name="/anagram")
+        assert " of 6 candidates read as intended in every view by mnist's classifier, the best of each 3 kept" \
+            in status, status
+        large, small, status = client.predict(count=1, candidates=2, **FAST, api_name="/hybrid")
+        assert " of 2 candidates read as intended" in status, status
+        assert app_error(lambda: client.predict(count=8, candidates=9, api_name="/anagram"))
+    finally:
+        models["mnist"]._classifier = None
 
 
 @pytest.mark.parametrize("view", ["flip_v", "patches:7", "negate"])
@@ -323,7 +345,8 @@ def test_the_app_still_serves_after_bad_input(client, tmp_path):
 @pytest.mark.parametrize("endpoint, args", [
     ("/generate", {"steps": 5000}), ("/generate", {"steps": 0}), ("/generate", {"guidance": -1}),
     ("/generate", {"seed": -5}), ("/generate", {"per_class": 100}), ("/forward", {"t": 1000}),
-    ("/hybrid", {"sigma": 0}), ("/inpaint", {"count": 99}), ("/sdedit", {"strengths": [1.5]}),
+    ("/hybrid", {"sigma": -1}), ("/hybrid", {"candidates": 0}), ("/anagram", {"candidates": 99}),
+    ("/inpaint", {"count": 99}), ("/sdedit", {"strengths": [1.5]}),
 ])
 def test_out_of_range_numbers_are_refused(client, endpoint, args):
     message = app_error(lambda: client.predict(**args, api_name=endpoint))

@@ -1,25 +1,30 @@
 """Illusions: a visual anagram (one image, two readings under a transform) and a hybrid image (one class from
-afar, another up close), each with its presets for the bundled models."""
+afar, another up close), each with its presets for the bundled models. With the model's own classifier
+(``model.classifier``) a run draws several candidates per image and keeps the best, scored in every reading."""
 from __future__ import annotations
 
 import gradio as gr
 import torch
 
 import ddpm
+from ddpm import illusions
 from ddpm import images as im
 
 from ..controls import sampling_controls
 from ..follow import model_or_none
-from ..inputs import real, run_text, target_class
+from ..inputs import real, run_text, target_class, whole
 from ..lab import UI, Lab
 from ..runs import Run, tracks_from
 from ..streaming import handler, stops, stream_job, ticker
 
-# Pairs that make good illusions with the bundled models; other models start from their first two classes.
-ANAGRAMS = {"mnist": [("2", "5", "flip_v"), ("3", "8", "flip_h"), ("6", "9", "rot180")],
-            "letters": [("N", "Z", "rot90"), ("M", "W", "flip_v")],
+# Pairs that make good illusions with the bundled models, measured with `python -m ddpm evaluate-illusions`
+# (docs/MEASUREMENTS.md): the first of each works on the first try; other models start from their first two
+# classes. Hybrids: the 0 ("sigma") means the split that matches "from afar" exactly (the area split).
+ANAGRAMS = {"mnist": [("6", "9", "rot180"), ("2", "5", "flip_v"), ("1", "7", "flip_h")],
+            "letters": [("A", "V", "flip_v"), ("L", "T", "rot180"), ("N", "Z", "rot90"), ("M", "W", "flip_v")],
             "fashion": [("Trouser", "Dress", "flip_v"), ("Sandal", "Sneaker", "flip_h")]}
-HYBRIDS = {"mnist": [("0", "1", 1.0), ("8", "3", 1.5)], "letters": [("O", "I", 1.0)]}
+HYBRIDS = {"mnist": [("8", "3", 0.0), ("9", "4", 0.0), ("0", "6", 0.0)]}
+MAX_CANDIDATES = 8  # per image: a run draws images x candidates, at most illusions.MAX_CANDIDATES in all
 VIEW_LABELS = {"identity": "as is", "flip_v": "upside down", "flip_h": "mirrored", "rot180": "rotated 180°",
                "rot90": "rotated 90°", "rot270": "rotated -90°", "transpose": "transposed", "negate": "negative",
                "patches": "jigsaw"}
@@ -53,32 +58,94 @@ def after_switch(model: ddpm.DiffusionModel, table: dict, tail, a, b, third, vie
     return (a, b, third) if fits else presets(model, table, tail)[0]
 
 
-def anagram(lab: Lab, model, class_a, class_b, view, count, sampler, steps, guidance, seed, session,
+def _candidates(model, value, n: int) -> int:
+    """Candidates per image: 1 for a model with no classifier to rank them (nothing to choose by)."""
+    k = whole(value, 1, MAX_CANDIDATES, "candidates")
+    if model.classifier is None:
+        return 1
+    illusions.check_candidates(n, k)
+    return k
+
+
+def _select(frames: dict, chosen: torch.Tensor) -> dict:
+    """The recorded frames of the chosen candidates only (the scrubber shows what was kept)."""
+    return {key: (value if key == "t" else value[:, chosen]) for key, value in frames.items()}
+
+
+def _rank(model, x, frames, readings, k: int):
+    """Score the n * k candidates ``x`` in every reading and keep each group's best: (images, frames,
+    scores of the kept ones or None without a classifier, a status note)."""
+    if model.classifier is None:
+        return x, frames, None, " · no scores: this model ships no classifier"
+    every = illusions.score(model.classifier, x, readings)
+    best, scores, chosen = illusions.pick_best(x, every, k)
+    accepted = int(every["accepted"].sum())
+    note = (f" · {accepted} of {x.shape[0]} candidates read as intended in every view by {model.name}'s classifier"
+            + (f", the best of each {k} kept" if k > 1 else ""))
+    return best, _select(frames, chosen), scores, note
+
+
+def _score_text(scores, i: int, r: int) -> str:
+    return "" if scores is None else f" · p {float(scores['probs'][i, r]):.2f}"
+
+
+def view_preview(step, views, ncol: int, scale: int):
+    """The predicted x0 of a running illusion under each of its views, side by side (what each reading
+    shows as it forms)."""
+    x0 = step.x0[: max(1, 8 // len(views))]
+    tiles = torch.stack([v(x0) for v in views], 1).flatten(0, 1)
+    return im.captioned_grid(tiles, None, ncol, scale)
+
+
+def anagram(lab: Lab, model, class_a, class_b, view, count, sampler, steps, guidance, seed, candidates, session,
             progress=gr.Progress()):
     model, s, n = lab.begin(model, session, sampler, steps, guidance, seed, count)
     a, b = target_class(model, class_a), target_class(model, class_b)
     v = ddpm.get_view(view)
-    job = ddpm.anagram(model, [(a, "identity"), (b, v)], n=n, settings=s)
-    x, frames = yield from stream_job(job, ticker(progress), lambda step, status, first: (
-        {"status": status, "result": None} if first else {"status": status}))
+    k = _candidates(model, candidates, n)
+    parts = [(a, "identity"), (b, v)]
+    job = ddpm.anagram(model, parts, n=n * k, settings=s)
+    scale = im.display_scale(model.image_size) // 2
+    x, frames = yield from stream_job(job, ticker(progress), lambda step, status, first: {
+        "status": status + " · predicted x0 as is and transformed",
+        "result": view_preview(step, [lambda t: t, v], 2 * min(n, 2), scale)})
+    readings = illusions.anagram_readings(model, parts) if a is not None and b is not None else None
+    x, frames, scores, note = _rank(model, x, frames, readings, k) if readings else (x, frames, None, "")
     pairs = torch.stack([x, v(x)], 1).flatten(0, 1)
-    captions = [c for _ in range(n) for c in (f"{a or 'any'} · as is", f"{b or 'any'} · {view_label(view)}")]
+    captions = [c for i in range(n) for c in (f"{a or 'any'} · as is{_score_text(scores, i, 0)}",
+                                               f"{b or 'any'} · {view_label(view)}{_score_text(scores, i, 1)}")]
     what = f"{a or 'any'} / {b or 'any'} {v.spec} · {run_text(s)}"
-    yield {"result": im.captioned_grid(pairs, captions, 2 * min(n, 2), im.display_scale(model.image_size) // 2),
-           "status": f"Done: {model.name} · {what}",
+    yield {"result": im.captioned_grid(pairs, captions, 2 * min(n, 2), scale),
+           "status": f"Done: {model.name} · {what}{note}",
            "run": Run(f"Anagram · {model.name} · {what}", tracks_from(frames, [f"#{i + 1}" for i in range(n)], x))}
 
 
-def hybrid(lab: Lab, model, low, high, sigma, count, sampler, steps, guidance, seed, session, progress=gr.Progress()):
+def hybrid(lab: Lab, model, low, high, sigma, count, sampler, steps, guidance, seed, candidates,
+           high_guidance, session, progress=gr.Progress()):
     model, s, n = lab.begin(model, session, sampler, steps, guidance, seed, count)
-    sigma = real(sigma, 0.1, model.image_size, "blur sigma")
+    sigma = real(sigma, 0, model.image_size, "blur sigma")
+    up_close = real(high_guidance, 0, ddpm.defaults.MAX_GUIDANCE, "up-close guidance")
     low, high = target_class(model, low), target_class(model, high)
-    job = ddpm.hybrid(model, low, high, sigma=sigma, n=n, settings=s)
-    x, frames = yield from stream_job(job, ticker(progress), lambda step, status, first: (
-        {"status": status, "large": None, "small": None} if first else {"status": status}))
-    what = f"{low or 'any'} from afar, {high or 'any'} up close · sigma {sigma:g} · {run_text(s)}"
-    yield {"large": im.captioned_grid(x, None, min(n, 4), im.display_scale(model.image_size)),
-           "small": im.captioned_grid(x, None, min(n, 4), 1, pad=2), "status": f"Done: {model.name} · {what}",
+    k = _candidates(model, candidates, n)
+    factor = illusions.AFAR_FACTOR
+    # sigma 0: split by exactly what survives "from afar" (the area projection), else a Gaussian blur
+    job = ddpm.hybrid(model, low, high, sigma=sigma or None, n=n * k, settings=s,
+                      factor=None if sigma else factor, high_guidance=up_close)
+    scale = im.display_scale(model.image_size)
+    x, frames = yield from stream_job(job, ticker(progress), lambda step, status, first: {
+        "status": status + " · predicted x0 up close and from afar",
+        "large": view_preview(step, [lambda t: t, lambda t: illusions.from_afar(t, factor)], 2 * min(n, 2),
+                              scale // 2)})
+    readings = illusions.hybrid_readings(model, low, high, factor) if low is not None and high is not None else None
+    x, frames, scores, note = _rank(model, x, frames, readings, k) if readings else (x, frames, None, "")
+    captions = None if scores is None else [f"afar p {float(scores['probs'][i, 0]):.2f} · close p "
+                                            f"{float(scores['probs'][i, 1]):.2f}" for i in range(n)]
+    split = f"sigma {sigma:g}" if sigma else f"split at 1/{factor}"
+    what = (f"{low or 'any'} from afar, {high or 'any'} up close · {split} · up-close guidance {up_close:g} · "
+            f"{run_text(s)}")
+    yield {"large": im.captioned_grid(x, captions, min(n, 4), scale),
+           "small": im.captioned_grid(illusions.from_afar(x, factor), None, min(n, 4), 2, pad=2),
+           "status": f"Done: {model.name} · {what}{note}",
            "run": Run(f"Hybrid · {model.name} · {what}", tracks_from(frames, [f"#{i + 1}" for i in range(n)], x))}
 
 
@@ -108,8 +175,10 @@ def anagram_column(ui: UI):
         class_b = gr.Dropdown(names, value=b, allow_custom_value=True, label="Class B (transformed)")
     view = gr.Dropdown(view_choices(model), value=view0, allow_custom_value=True, label="Transform",
                        elem_id="anagram-view")
-    count = gr.Slider(1, 8, value=4, step=1, label="Images")
-    sampling = sampling_controls(steps=30, guidance=3.0)
+    count = gr.Slider(1, 8, value=2, step=1, label="Images")
+    candidates = gr.Slider(1, MAX_CANDIDATES, value=4, step=1, label="Candidates per image", elem_id="anagram-candidates",
+                           info="draw this many, keep the one the model's classifier reads best in both views")
+    sampling = sampling_controls(steps=20, guidance=illusions.DEFAULT_ILLUSION_GUIDANCE)
     with gr.Row():
         run = gr.Button("Make anagram", variant="primary", elem_id="anagram-run")
         stop = gr.Button("Stop", variant="stop", elem_id="anagram-stop")
@@ -122,7 +191,8 @@ def anagram_column(ui: UI):
                 example_labels=[f"{m}: {a} / {b} {view_label(v)}" for m, a, b, v in rows])
     outputs = {"result": result, "status": status, "run": ui.last_run}
     event = run.click(handler(anagram, ui.lab, outputs),
-                      [ui.model, class_a, class_b, view, count, *sampling.inputs, ui.session], list(outputs.values()),
+                      [ui.model, class_a, class_b, view, count, *sampling.inputs, candidates, ui.session],
+                      list(outputs.values()),
                       api_name="anagram", show_progress_on=status, concurrency_id="model")
     stops(stop, event, status)
     follow_illusion(ui, class_a, class_b, view, ANAGRAMS, "rot180", views=True)
@@ -132,31 +202,39 @@ def anagram_column(ui: UI):
 def hybrid_column(ui: UI):
     model = ui.lab.default_model
     names = model.classes if model is not None else []
-    low0, high0, sigma0 = presets(model, HYBRIDS, 1.0)[0]
-    gr.Markdown("### Hybrid image\nLow frequencies from one class, high frequencies from another: up close "
-                "you see the high-frequency class, from afar (small) the low one.", elem_classes="help")
+    low0, high0, sigma0 = presets(model, HYBRIDS, 0.0)[0]
+    gr.Markdown("### Hybrid image\nThe coarse picture from one class, the fine detail from another: up close "
+                "you see the fine class, from afar (below: the image shrunk 4x, as the score sees it) the coarse one. "
+                "The fine class can only draw where the coarse one has ink, so pick a pair where it fits inside "
+                "(a 3 inside an 8).", elem_classes="help")
     with gr.Row():
         low = gr.Dropdown(names, value=low0, allow_custom_value=True, label="From afar (low freq.)")
         high = gr.Dropdown(names, value=high0, allow_custom_value=True, label="Up close (high freq.)")
-    sigma = gr.Slider(0.25, 4, value=sigma0, step=0.25, label="Blur sigma (px)", info="where low ends and high begins")
-    count = gr.Slider(1, 8, value=4, step=1, label="Images")
-    sampling = sampling_controls(steps=30, guidance=3.0)
+    sigma = gr.Slider(0, 4, value=sigma0, step=0.25, label="Blur sigma (px)",
+                      info="0: split by exactly what survives from afar (best); above 0: a Gaussian blur")
+    count = gr.Slider(1, 8, value=2, step=1, label="Images")
+    candidates = gr.Slider(1, MAX_CANDIDATES, value=4, step=1, label="Candidates per image", elem_id="hybrid-candidates",
+                           info="draw this many, keep the one the model's classifier reads best both ways")
+    high_guidance = gr.Slider(0, 10, value=illusions.DEFAULT_HIGH_GUIDANCE, step=0.5, label="Up-close guidance",
+                              info="the fine class's own guidance (the coarse one uses Guidance)")
+    sampling = sampling_controls(steps=20, guidance=illusions.DEFAULT_ILLUSION_GUIDANCE)
     with gr.Row():
         run = gr.Button("Make hybrid", variant="primary", elem_id="hybrid-run")
         stop = gr.Button("Stop", variant="stop", elem_id="hybrid-stop")
     status = gr.Textbox(label="Status", interactive=False, elem_id="hybrid-status")
-    large = gr.Image(label="Up close", type="pil", format="png", height=240, interactive=False, buttons=["download"],
+    large = gr.Image(label="Up close", type="pil", elem_id="hybrid-large", format="png", height=240, interactive=False, buttons=["download"],
                      elem_classes="picture")
     small = gr.Image(label="From afar", type="pil", format="png", height=80, interactive=False,
                      elem_id="hybrid-small", buttons=[])
-    rows = [[name, *r] for name, m in ui.lab.models.items() for r in presets(m, HYBRIDS, 1.0)][:8]
+    rows = [[name, *r] for name, m in ui.lab.models.items() for r in presets(m, HYBRIDS, 0.0)][:8]
     gr.Examples(rows, [ui.model, low, high, sigma], label="Examples",
                 example_labels=[f"{m}: {lo} from afar, {hi} up close" for m, lo, hi, _ in rows])
     outputs = {"large": large, "small": small, "status": status, "run": ui.last_run}
     event = run.click(handler(hybrid, ui.lab, outputs),
-                      [ui.model, low, high, sigma, count, *sampling.inputs, ui.session], list(outputs.values()), api_name="hybrid", show_progress_on=status, concurrency_id="model")
+                      [ui.model, low, high, sigma, count, *sampling.inputs, candidates, high_guidance, ui.session],
+                      list(outputs.values()), api_name="hybrid", show_progress_on=status, concurrency_id="model")
     stops(stop, event, status)
-    follow_illusion(ui, low, high, sigma, HYBRIDS, 1.0)
+    follow_illusion(ui, low, high, sigma, HYBRIDS, 0.0)
     return event
 
 
