@@ -61,7 +61,26 @@ def test_cli_sample_per_class_png_and_batches(tmp_path, tiny_checkpoint):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     npz = tmp_path / "pc.npz"
     main(["sample", "--model", str(tiny_checkpoint), "--per-class", "2", "--steps", "2", "--out", str(npz)])
-    assert np.load(npz)["labels"].tolist() == [0, 0, 1, 1, 2, 2]
+    assert np.load(npz)["labels"].tolist() == [0, 1, 2, 0, 1, 2]  # interleaved, as the app orders them
+
+
+def test_cli_sample_images_do_not_depend_on_the_batch_and_match_the_apps_generation(tmp_path, tiny_checkpoint):
+    """Each image has its own seed: --batch 1 and --batch 64 give the same images, and they are
+    ``explore.generate_each``'s, the call the app's Generate tab makes for the same classes and seed."""
+    import ddpm
+    from ddpm.explore import generate_each, per_class_labels
+
+    got = {}
+    for batch in ("1", "64"):
+        npz = tmp_path / f"b{batch}.npz"
+        assert main(["sample", "--model", str(tiny_checkpoint), "--per-class", "2", "--steps", "2", "--seed", "5",
+                     "--batch", batch, "--out", str(npz)]) == 0
+        got[batch] = np.load(npz)["images"]
+    np.testing.assert_array_equal(got["1"], got["64"])
+    model = ddpm.load(tiny_checkpoint)
+    settings = ddpm.Settings(steps=2, seed=5, guidance=model.default_guidance, sampler=model.default_sampler)
+    direct = generate_each(model, per_class_labels([0, 1, 2], 2), settings=settings).run()
+    np.testing.assert_allclose(got["64"], ddpm.images.to_numpy(direct), atol=1e-6)
 
 
 @pytest.mark.parametrize("argv, message", [

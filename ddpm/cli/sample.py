@@ -69,8 +69,10 @@ def _labels_for(model, args) -> tuple[list[int] | None, int]:
             raise ValueError("--labels is empty: give class names or indices, one image each, e.g. --labels 3,3,7")
         return model.label_ids(names), 8
     k = model.denoiser.num_classes
-    if args.per_class:
-        return [c for c in range(k) for _ in range(args.per_class)], args.per_class
+    if args.per_class:  # interleaved, as the app orders them (ddpm.explore.per_class_labels); the grid regroups
+        from ..explore import per_class_labels
+
+        return per_class_labels(list(range(k)), args.per_class), args.per_class
     n = args.n or k
     g = torch.Generator().manual_seed(args.seed)
     return torch.randint(0, k, (n,), generator=g).tolist(), 8
@@ -79,8 +81,8 @@ def _labels_for(model, args) -> tuple[list[int] | None, int]:
 def run(args) -> int:
     import numpy as np
 
-    from ..batched import generate_in_batches
     from ..checkpoint import load
+    from ..explore import sample_batches
     from ..images import save_grid, to_numpy
 
     out = Path(args.out)
@@ -95,14 +97,20 @@ def run(args) -> int:
     labels, nrow = _labels_for(model, args)
     total = len(labels) if labels is not None else (args.n or 16)
     start = time.perf_counter()
-    images = generate_in_batches(model, labels, n=total, settings=settings, batch=args.batch)
+    # every image from its own seed (ddpm.explore.image_seed): the same images whatever --batch is, and the
+    # same as the app's Generate tab for the same classes, count and seed
+    images = sample_batches(model, labels, settings, batch=args.batch, n=None if labels is not None else total)
     seconds = time.perf_counter() - start
     if out.suffix.lower() == ".npz":
         with open(out, "wb") as f:  # (given a path, numpy adds ".npz" to "x.NPZ")
             np.savez_compressed(f, images=to_numpy(images).astype(np.float32),
                                 labels=np.asarray(labels if labels is not None else [-1] * total, dtype=np.int64))
     else:
-        save_grid(images, out, nrow=nrow, scale=2)
+        shown = images
+        if args.per_class and labels is not None:  # one row per class in the picture (the npz keeps the order)
+            k = model.denoiser.num_classes
+            shown = images.view(args.per_class, k, *images.shape[1:]).transpose(0, 1).flatten(0, 1)
+        save_grid(shown, out, nrow=nrow, scale=2)
     print(f"wrote {total} image{'s' if total != 1 else ''} to {out} ({seconds:.2f} s, {settings.sampler} {settings.steps} steps, "
           f"guidance {settings.guidance:g}, seed {settings.seed})")
     return 0
