@@ -137,7 +137,7 @@ def test_inpaint_defaults_keep_the_unmasked_half(client):
 
 def test_status_and_captions_name_what_ran(client):
     _, status = client.predict(class_a="(none)", class_b="(none)", count=1, steps=1, api_name="/anagram")
-    assert status.startswith("Done: mnist · any / any flip_v · dpm++ 1 step · guidance 3 · seed 0"), status
+    assert status.startswith("Done: mnist · any / any rot180 · dpm++ 1 step · guidance 3 · seed 0"), status
 
 
 def test_anagram_and_hybrid_defaults(client):
