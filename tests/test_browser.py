@@ -234,7 +234,7 @@ def test_make_an_anagram_then_screenshot_every_tab(page):
     open_tab(page, "Illusions")
     page.locator("#anagram-run").click()
     status = wait_done(page, "anagram-status")
-    assert "2 / 5 flip_v" in status
+    assert "6 / 9 rot180" in status
     page.wait_for_selector("#anagram-result img")
     page.locator("#hybrid-run").click()
     wait_done(page, "hybrid-status")
