@@ -144,7 +144,7 @@ def hybrid(lab: Lab, model, low, high, sigma, count, sampler, steps, guidance, s
     what = (f"{low or 'any'} from afar, {high or 'any'} up close · {split} · up-close guidance {up_close:g} · "
             f"{run_text(s)}")
     yield {"large": im.captioned_grid(x, captions, min(n, 4), scale),
-           "small": im.captioned_grid(illusions.from_afar(x, factor), None, min(n, 4), 2, pad=2),
+           "small": im.captioned_grid(illusions.from_afar(x, factor), None, min(n, 4), 1, pad=2),
            "status": f"Done: {model.name} · {what}{note}",
            "run": Run(f"Hybrid · {model.name} · {what}", tracks_from(frames, [f"#{i + 1}" for i in range(n)], x))}
 
