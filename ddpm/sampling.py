@@ -49,6 +49,7 @@ class Job:
     plan: list[int]                  # timesteps, noisiest first, ending at -1
     generator: torch.Generator
     project: Projection | None = None  # applied to x_next after each move (inpainting)
+    settings: object | None = None   # the recipe's Settings, precision resolved ("auto" -> what ran): a record
     started: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self):
