@@ -36,17 +36,18 @@ def synchronize(device: torch.device) -> None:
 
 
 @functools.cache
-def cpu_has_native_bfloat16() -> bool:
+def cpu_has_native_bfloat16(cpuinfo: str | None = None) -> bool:
     """Whether this CPU computes bfloat16 matmuls in hardware (x86: AVX512-BF16 or AMX-BF16; Arm: BF16).
 
     Without it, oneDNN emulates bfloat16 and autocast is slower than float32, so "auto" stays float32.
-    Reads /proc/cpuinfo (Linux); elsewhere the answer is False (float32, always correct)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+    Reads ``cpuinfo`` (default: /proc/cpuinfo, Linux); without one the answer is False (float32, always right)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
     flags = set()
-    for line in text.splitlines():
+    for line in cpuinfo.splitlines():
         if line.startswith(("flags", "Features")):
             flags.update(line.partition(":")[2].split())
     return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
