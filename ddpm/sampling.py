@@ -115,6 +115,7 @@ def noise_estimate(denoiser: Denoiser, labels: torch.Tensor | None = None, guida
     """
     forward = forward if forward is not None else denoiser
     conditional = labels is not None and denoiser.num_classes is not None
+    rows_labels = torch.cat([labels, torch.full_like(labels, denoiser.num_classes)]) if conditional else None
 
     def eps_fn(x: torch.Tensor, t: int) -> torch.Tensor:
         rows = x.shape[0] * (2 if conditional else 1)
@@ -123,9 +124,8 @@ def noise_estimate(denoiser: Denoiser, labels: torch.Tensor | None = None, guida
         with autocast(x.device, dtype):
             if not conditional:
                 return forward(x, t_rows, None).float()
-            y = labels.to(x.device)
-            null = torch.full_like(y, denoiser.num_classes)
-            eps_cond, eps_null = forward(torch.cat([x, x]), t_rows, torch.cat([y, null])).float().chunk(2)
+            y = rows_labels.to(x.device)  # the conditional rows, then the null ones: built once
+            eps_cond, eps_null = forward(torch.cat([x, x]), t_rows, y).float().chunk(2)
         return eps_null + guidance * (eps_cond - eps_null)
 
     return eps_fn

@@ -80,6 +80,10 @@ class NoiseSchedule:
 
     def abar(self, t: torch.Tensor | int, like: torch.Tensor) -> torch.Tensor:
         """``abar_t`` shaped to broadcast against ``like`` (B, C, H, W); t may be an int or (B,)."""
+        if isinstance(t, int):  # the loop's case: checked in Python, so a GPU is not made to wait every step
+            if not -1 <= t < self.num_timesteps:
+                raise ValueError(f"timestep out of range [-1, {self.num_timesteps - 1}]: {t}")
+            return self._abar_table[t + 1].to(like.device, like.dtype)
         table = self._abar_table.to(like.device)
         t = torch.as_tensor(t, device=like.device, dtype=torch.long)
         if (t < -1).any() or (t >= self.num_timesteps).any():
