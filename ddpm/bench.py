@@ -32,8 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
                    help="any value costs the same: one batched pass")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per mode (median reported)")
-    p.add_argument("--modes", default="float32,bfloat16,compile-float32,compile-bfloat16,"
-                                      "diffusers-float32,diffusers-bfloat16",
+    p.add_argument("--modes", default="float32,bfloat16,diffusers-float32,diffusers-bfloat16,compile-float32,"
+                                      "compile-bfloat16",
                    help="comma-separated [compile[:TORCH_MODE]-]DTYPE (compile:reduce-overhead-bfloat16: CUDA "
                         "graphs) or diffusers-DTYPE (the peer loop)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
@@ -205,9 +205,12 @@ def run(args) -> int:
     auto = dtype_name("auto", model.device)
     print(f"grid: {flops / 1e9:.1f} GFLOP (counted); matmul peak "
           + ", ".join(f"{d} {peaks[d] / 1e9:.0f} GFLOP/s (limit {flops / peaks[d]:.3f} s)" for d in dtypes)
-          + f"; the default precision (auto) here is {auto}")
-    results, reference = {}, None
-    for mode in modes:
+          + f"; the default precision (auto) here is {auto}", flush=True)
+    width = max(22, *(len(m) + 10 for m in modes))
+    print(f"{'mode':{width}s} {'median s':>9s} {'vs first':>9s} {'limit s':>8s} {'x limit':>8s} {'first run s':>12s} "
+          f"{'max |diff| vs first':>20s}", flush=True)
+    base, reference = None, None
+    for mode in modes:  # each row as it is measured: a compiled mode's warm-up can take minutes
         start = time.perf_counter()
         images = grid.run(mode)  # warm-up (and compilation)
         warmup = time.perf_counter() - start
@@ -216,18 +219,14 @@ def run(args) -> int:
             start = time.perf_counter()
             grid.run(mode)
             times.append(time.perf_counter() - start)
+        median = statistics.median(times)
+        base = median if base is None else base
         reference = images if reference is None else reference
-        results[mode] = (statistics.median(times), warmup, (images - reference).abs().max().item())
-    base = next(iter(results.values()))[0]
-    width = max(22, *(len(m) + 10 for m in modes))
-    print(f"{'mode':{width}s} {'median s':>9s} {'vs first':>9s} {'limit s':>8s} {'x limit':>8s} {'first run s':>12s} "
-          f"{'max |diff| vs first':>20s}")
-    for mode, (median, warmup, diff) in results.items():
         loop, compile_mode, dtype = parse_mode(mode)
         limit = flops / peaks[dtype]
         tag = " (default)" if loop == "ours" and compile_mode is None and dtype == auto else ""
         print(f"{mode + tag:{width}s} {median:9.3f} {base / median:8.2f}x {limit:8.3f} {median / limit:7.2f}x "
-              f"{warmup:12.2f} {diff:20.4f}")
+              f"{warmup:12.2f} {(images - reference).abs().max().item():20.4f}", flush=True)
     return 0
 
 
