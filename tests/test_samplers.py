@@ -73,7 +73,8 @@ def test_deis_matches_diffusers_at_every_step_and_ends_on_the_clean_image(kind, 
 def test_oracle_denoiser_samples_its_one_image_with_few_steps(kind, sampler, steps):
     schedule = ddpm.NoiseSchedule(kind)
     x_star = images(1)
-    job = ddpm.generate(oracle_model(x_star, schedule), n=3, settings=ddpm.Settings(sampler=sampler, steps=steps, seed=5))
+    settings = ddpm.Settings(sampler=sampler, steps=steps, seed=5)
+    job = ddpm.generate(oracle_model(x_star, schedule), n=3, settings=settings)
     last = job.sampler.timesteps[-1]
     out = job.run()
     # the result is the x0 of the last model step: x_t's float32 rounding over sqrt(abar_t) (test_core's bound),

@@ -50,7 +50,8 @@ def test_a_job_records_the_precision_auto_ran_at(tiny_model, monkeypatch, native
 
 def test_bfloat16_sampling_really_runs_in_bfloat16(tiny_model):
     model = tiny_model()
-    run = {d: ddpm.generate(model, [0, 1], settings=ddpm.Settings(steps=3, dtype=d)).run() for d in ("float32", "bfloat16")}
+    run = {d: ddpm.generate(model, [0, 1], settings=ddpm.Settings(steps=3, dtype=d)).run()
+           for d in ("float32", "bfloat16")}
     assert (run["float32"] - run["bfloat16"]).abs().max() > 1e-4
 
 
