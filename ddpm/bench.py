@@ -1,8 +1,14 @@
-"""``python -m ddpm bench``: how fast sampling is here, eager vs compiled, float32 vs bfloat16.
+"""``python -m ddpm bench``: how fast sampling is here, against this machine's limit and a plain diffusers loop.
 
-Prints the median wall time of a guided grid (default 16 images, 20 DPM-Solver++ steps) per
-mode, its ratio to eager float32, and how far each mode's images are from float32's (the same
-seed gives the same noise, so the difference is the precision's doing, not chance).
+One run prints, per mode (eager or compiled, float32 or bfloat16), the median wall time of a guided grid
+(default 16 images, 20 DPM-Solver++ steps), its ratio to eager float32, and its ratio to the limit: the
+grid's FLOPs, counted by ``torch.utils.flop_counter`` on the real network calls, over this machine's
+measured matmul peak in that precision (a 2048 x 2048 matmul, median of several). The peer rows drive the
+same network with diffusers' ``DPMSolverMultistepScheduler`` in the plain loop a diffusers user writes
+(guidance in one batched call), so what our loop costs over the network shows. The last column is how far
+each mode's images are from the first mode's (same seed, same noise: the precision's doing, not chance).
+The mode "auto" resolves to (the library's default) is marked. ``--profile MODE`` prints where the time
+of one grid goes instead (torch.profiler, by operator).
 """
 from __future__ import annotations
 
@@ -12,65 +18,215 @@ import time
 
 import torch
 
+from .defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
+
+PEER = "diffusers-"  # peer modes: diffusers-float32, diffusers-bfloat16
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="bundled name or folder (default: a random ~1.35M-param "
                                                  "scratch UNet at 28 px, the size of the bundled mnist model)")
     p.add_argument("--n", type=int, default=16, help="images per grid (default 16)")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--sampler", default="dpm++")
-    p.add_argument("--guidance", type=float, default=1.5, help="any value costs the same: one batched pass")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    p.add_argument("--sampler", default=DEFAULT_SAMPLER)
+    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
+                   help="any value costs the same: one batched pass")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per mode (median reported)")
-    p.add_argument("--modes", default="float32,bfloat16,compile-float32,compile-bfloat16")
+    p.add_argument("--modes", default="float32,bfloat16,diffusers-float32,diffusers-bfloat16,compile-float32,"
+                                      "compile-bfloat16",
+                   help="comma-separated [compile[:TORCH_MODE]-]DTYPE (compile:reduce-overhead-bfloat16: CUDA "
+                        "graphs) or diffusers-DTYPE (the peer loop)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--profile", metavar="MODE", default=None,
+                   help="instead of timing: profile one grid in MODE (e.g. bfloat16) and print the top operators")
 
 
-def _model(name: str | None):
+def _model(name: str | None, device=None):
     from .checkpoint import DiffusionModel, load
     from .models import build
     from .schedule import NoiseSchedule
     from .testing import nudge_weights
 
     if name:
-        return load(name)
+        return load(name, device=device)
     torch.manual_seed(0)
     denoiser = build("scratch", image_size=28, channels=1, num_classes=10, widths=(32, 64, 64),
                      attention=(False, False, True), layers_per_block=2)
     nudge_weights(denoiser, 0.02)  # the zero-initialised output layers would make every mode agree trivially
-    return DiffusionModel(denoiser.eval(), NoiseSchedule(), [str(i) for i in range(10)], "random", name="random-28px")
+    from .device import pick_device
+
+    return DiffusionModel(denoiser.eval().to(pick_device(device)), NoiseSchedule(),
+                          [str(i) for i in range(10)], "random", name="random-28px")
+
+
+def parse_mode(mode: str) -> tuple[str, str | None, str]:
+    """"compile:reduce-overhead-bfloat16" -> ("ours", "reduce-overhead", "bfloat16"); "float32" ->
+    ("ours", None, "float32"); "diffusers-float32" -> ("diffusers", None, "float32")."""
+    from .device import dtype_name
+
+    loop, compile_mode, dtype = "ours", None, mode
+    if mode.startswith(PEER):
+        loop, dtype = "diffusers", mode.removeprefix(PEER)
+    elif mode.startswith("compile"):
+        head, _, dtype = mode.rpartition("-")
+        compile_mode = head.partition(":")[2] or "default"
+    try:
+        dtype_name(dtype)
+    except ValueError:
+        raise ValueError(f"unknown bench mode {mode!r}: [compile[:MODE]-]DTYPE or {PEER}DTYPE") from None
+    return loop, compile_mode, dtype
+
+
+class Grid:
+    """One grid, runnable in every mode: our recipe (``generate``), or the peer's plain diffusers loop."""
+
+    def __init__(self, model, args):
+        self.model, self.args, self._compiled = model, args, {}
+        k = model.denoiser.num_classes or 1
+        self.labels = [i % k for i in range(args.n)] if model.conditional else None
+
+    def settings(self, dtype: str, compiled: bool = False):
+        from .recipes import Settings
+
+        a = self.args
+        return Settings(sampler=a.sampler, steps=a.steps, guidance=a.guidance, seed=0, dtype=dtype, compile=compiled)
+
+    def job(self, compile_mode: str | None, dtype: str):
+        from .recipes import generate
+        from .sampling import noise_estimate
+
+        job = generate(self.model, self.labels, n=self.args.n,
+                       settings=self.settings(dtype, compiled=compile_mode == "default"))
+        if compile_mode not in (None, "default"):  # another torch.compile mode: our forward, the same loop
+            if compile_mode not in self._compiled:
+                self._compiled[compile_mode] = torch.compile(self.model.denoiser, mode=compile_mode)
+            labels = torch.tensor(self.labels) if self.labels is not None else None
+            job.eps_fn = noise_estimate(self.model.denoiser, labels, self.args.guidance, dtype,
+                                        self._compiled[compile_mode])
+        return job
+
+    def run(self, mode: str) -> torch.Tensor:
+        from .device import synchronize
+
+        loop, compile_mode, dtype = parse_mode(mode)
+        x = self.peer(dtype) if loop == "diffusers" else self.job(compile_mode, dtype).run()
+        synchronize(x.device)
+        return x
+
+    @torch.inference_mode()
+    def peer(self, dtype: str) -> torch.Tensor:
+        """What a diffusers user writes: the scheduler (built from our schedule), CFG as one batch, step."""
+        from .device import autocast
+        from .device import generator as make_generator
+
+        if self.args.sampler != "dpm++":
+            raise ValueError("the diffusers peer is DPM-Solver++: run it with --sampler dpm++")
+        model, n = self.model, self.args.n
+        scheduler = model.schedule.sampler("dpm++", self.args.steps).scheduler  # a DPMSolverMultistepScheduler
+        x = torch.randn((n, model.channels, model.image_size, model.image_size), generator=make_generator(0))
+        x = x.to(model.device)
+        y = None
+        if self.labels is not None:
+            y = torch.tensor(self.labels, device=model.device)
+            y = torch.cat([y, torch.full_like(y, model.denoiser.num_classes)])
+        for t in scheduler.timesteps:
+            with autocast(model.device, dtype):
+                rows = torch.cat([x, x]) if y is not None else x
+                eps = model.denoiser(rows, t.to(model.device).expand(len(rows)), y).float()
+            if y is not None:
+                cond, null = eps.chunk(2)
+                eps = null + self.args.guidance * (cond - null)
+            x = scheduler.step(eps, t, x).prev_sample
+        return x
+
+
+def count_flops(grid: Grid) -> int:
+    """FLOPs of one float32 grid, counted on the network calls it really makes."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        grid.run("float32")
+    return counter.get_total_flops()
+
+
+def matmul_peak(dtype: torch.dtype, device: torch.device, size: int | None = None, repeats: int = 7) -> float:
+    """FLOP/s of a size x size matmul in ``dtype`` on ``device`` (median of ``repeats``, after a warm-up);
+    ``size`` 2048 on a CPU, 8192 on a GPU (a 2048 matmul there is over in microseconds, launch-bound)."""
+    from .device import synchronize
+
+    size = size or (8192 if device.type == "cuda" else 2048)
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(size, size, generator=g).to(device, dtype) for _ in range(2))
+    times = []
+    for i in range(repeats + 1):
+        start = time.perf_counter()
+        a @ b
+        synchronize(device)
+        if i:
+            times.append(time.perf_counter() - start)
+    return 2 * size ** 3 / statistics.median(times)
+
+
+def profile(grid: Grid, mode: str, rows: int = 25) -> None:
+    """Print the top operators of one grid in ``mode`` (after a warm-up run), by self CPU time."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    grid.run(mode)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if grid.model.device.type == "cuda" else [])
+    start = time.perf_counter()
+    with torch_profile(activities=activities) as prof:
+        grid.run(mode)
+    print(f"one grid in {mode}: {time.perf_counter() - start:.3f} s under the profiler")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows))
 
 
 def run(args) -> int:
-    from .recipes import Settings, generate
+    from .device import DTYPES, dtype_name
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = _model(args.model)
-    k = model.denoiser.num_classes or 1
-    labels = [i % k for i in range(args.n)] if model.conditional else None
+    model = _model(args.model, args.device)
+    grid = Grid(model, args)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    for mode in modes + ([args.profile] if args.profile else []):
+        parse_mode(mode)  # a typo fails before minutes of compiling
     print(f"model {model.name}: {model.denoiser.num_parameters() / 1e6:.2f}M params, {args.n} images, "
           f"{args.sampler} {args.steps} steps, guidance {args.guidance}, {torch.get_num_threads()} threads, "
           f"device {model.device}")
-    results, reference = {}, None
-    for mode in args.modes.split(","):
-        compiled = mode.startswith("compile-")
-        dtype = mode.removeprefix("compile-")
-        settings = Settings(sampler=args.sampler, steps=args.steps, guidance=args.guidance, seed=0, dtype=dtype,
-                            compile=compiled)
+    if args.profile:
+        profile(grid, args.profile)
+        return 0
+    flops = count_flops(grid)
+    dtypes = sorted({parse_mode(m)[2] for m in modes})
+    peaks = {d: matmul_peak(DTYPES[d], model.device) for d in dtypes}
+    auto = dtype_name("auto", model.device)
+    print(f"grid: {flops / 1e9:.1f} GFLOP (counted); matmul peak "
+          + ", ".join(f"{d} {peaks[d] / 1e9:.0f} GFLOP/s (limit {flops / peaks[d]:.3f} s)" for d in dtypes)
+          + f"; the default precision (auto) here is {auto}", flush=True)
+    width = max(22, *(len(m) + 10 for m in modes))
+    print(f"{'mode':{width}s} {'median s':>9s} {'vs first':>9s} {'limit s':>8s} {'x limit':>8s} {'first run s':>12s} "
+          f"{'max |diff| vs first':>20s}", flush=True)
+    base, reference = None, None
+    for mode in modes:  # each row as it is measured: a compiled mode's warm-up can take minutes
         start = time.perf_counter()
-        images = generate(model, labels, n=args.n, settings=settings).run()  # warm-up (and compilation)
+        images = grid.run(mode)  # warm-up (and compilation)
         warmup = time.perf_counter() - start
         times = []
         for _ in range(args.repeats):
             start = time.perf_counter()
-            generate(model, labels, n=args.n, settings=settings).run()
+            grid.run(mode)
             times.append(time.perf_counter() - start)
+        median = statistics.median(times)
+        base = median if base is None else base
         reference = images if reference is None else reference
-        results[mode] = (statistics.median(times), warmup, (images - reference).abs().max().item())
-    base = next(iter(results.values()))[0]
-    print(f"{'mode':18s} {'median s':>9s} {'vs first':>9s} {'first run s':>12s} {'max |diff| vs first':>20s}")
-    for mode, (median, warmup, diff) in results.items():
-        print(f"{mode:18s} {median:9.3f} {base / median:8.2f}x {warmup:12.2f} {diff:20.4f}")
+        loop, compile_mode, dtype = parse_mode(mode)
+        limit = flops / peaks[dtype]
+        tag = " (default)" if loop == "ours" and compile_mode is None and dtype == auto else ""
+        print(f"{mode + tag:{width}s} {median:9.3f} {base / median:8.2f}x {limit:8.3f} {median / limit:7.2f}x "
+              f"{warmup:12.2f} {(images - reference).abs().max().item():20.4f}", flush=True)
     return 0
 
 

@@ -14,8 +14,6 @@ DEFAULT_STEPS = 20
 # past 1.5 samples get more typical and less varied, with no accuracy left to gain.
 DEFAULT_GUIDANCE = 1.5
 DEFAULT_SAMPLER = "dpm++"  # a model's config may name its own ("sampling": {"sampler": ...})
-# The sampler names ``ddpm.schedule`` implements (its ``SAMPLERS`` must list the same: a test checks it).
-SAMPLERS = ("ddpm", "ddim", "dpm++", "dpm++sde")
 EVALUATE_BATCH = 250  # images a batch while ``evaluate`` samples
 
 # -- illusions (ddpm.illusions, ddpm.views) --------------------------------------------------------------
@@ -45,3 +43,16 @@ def checkpoints_dir() -> Path:
 def installed() -> bool:
     """True when this ddpm runs from an installed package (site-packages), not from a source checkout."""
     return bool({"site-packages", "dist-packages"} & set(PACKAGE_DIR.parts))
+# The samplers ddpm.schedule builds (names only, so a command line can list them without importing torch).
+# dpm++ is DPM-Solver++(2M), deterministic; dpm++sde its stochastic form, SDE-DPM-Solver++(2M), which adds
+# fresh noise every step, as DDPM does, in as few steps as dpm++ (on emoji it trades FID for class accuracy,
+# as more guidance does: README); dpm++3 is DPM-Solver++(3M); unipc is UniPC (bh2, 2nd order predictor and
+# corrector); deis is DEIS (2nd order, log-rho).
+SAMPLERS = ("ddpm", "ddim", "dpm++", "dpm++sde", "dpm++3", "unipc", "deis")
+# Model precision while sampling. "auto" is the fastest that keeps quality on this machine, chosen at run
+# time by ddpm.device.default_dtype (bfloat16 on a CPU with native bfloat16 and on GPUs, else float32);
+# a result's Settings record the precision it resolved to.
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+# float32 until bfloat16's quality is measured on all four bundled models (emoji's check is pending: see
+# docs/MEASUREMENTS.md); pass dtype="auto" (CLI: --dtype auto) for the fastest that keeps quality here.
+DEFAULT_DTYPE = "float32"

@@ -14,9 +14,9 @@ from functools import partial
 import torch
 
 from .checkpoint import DiffusionModel
-from .defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, MAX_BATCH, MAX_GUIDANCE  # noqa: F401 (re-exported)
+from .defaults import DEFAULT_DTYPE, DEFAULT_GUIDANCE, DEFAULT_SAMPLER, MAX_BATCH, MAX_GUIDANCE  # noqa: F401
+from .device import dtype_name
 from .device import generator as make_generator
-from .device import resolve_dtype
 from .sampling import Job, Part, composite_estimate, noise_estimate
 from .schedule import SAMPLERS
 from .views import (AFAR_FACTOR, View, area_highpass, area_lowpass, check_factor, default_sigma, get_view, highpass,
@@ -32,7 +32,7 @@ class Settings:
     guidance: float = DEFAULT_GUIDANCE
     eta: float = 0.0
     seed: int = 0
-    dtype: str = "float32"
+    dtype: str = DEFAULT_DTYPE  # "auto": ddpm.device.default_dtype picks it; a Job records what it resolved to
     compile: bool = False
 
     def __post_init__(self):
@@ -46,10 +46,14 @@ class Settings:
             raise ValueError(f"eta must be between 0 (deterministic DDIM) and 1 (DDPM-like noise), got {self.eta}")
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        resolve_dtype(self.dtype)
+        dtype_name(self.dtype)
 
     def with_(self, **changes) -> Settings:
         return replace(self, **changes)
+
+    def resolved(self, device) -> Settings:
+        """These settings with the precision they run at on ``device`` ("auto" made concrete)."""
+        return replace(self, dtype=dtype_name(self.dtype, device))
 
 
 def _labels(model: DiffusionModel, labels, batch: int | None = None) -> torch.Tensor | None:
@@ -96,6 +100,7 @@ def _job(model: DiffusionModel, settings: Settings, eps_fn, x: torch.Tensor | No
     """Assemble a Job: a fresh sampler, the plan from index ``start``, a seeded generator, and the
     starting x (pure noise when ``x`` is None, else ``x`` noised to the plan's first timestep)."""
     sampler = model.schedule.sampler(settings.sampler, settings.steps, settings.eta)
+    settings = settings.resolved(model.device)
     g = make_generator(settings.seed)
     plan = plan if plan is not None else sampler.timesteps[start:] + [-1]
     if x is None:
@@ -103,7 +108,7 @@ def _job(model: DiffusionModel, settings: Settings, eps_fn, x: torch.Tensor | No
     elif plan[0] >= 0:
         noise = torch.randn(x.shape, generator=g).to(model.device)
         x = model.schedule.q_sample(x, plan[0], noise)
-    return Job(eps_fn, sampler, model.schedule, x, plan, g, project)
+    return Job(eps_fn, sampler, model.schedule, x, plan, g, project, settings=settings)
 
 
 def _forward(model: DiffusionModel, settings: Settings):

@@ -53,6 +53,7 @@ class Job:
     plan: list[int]                  # timesteps, noisiest first, ending at -1
     generator: torch.Generator       # or one per row (diffusers draws row i from the i-th); not with jumps
     project: Projection | None = None  # applied to x_next after each move (inpainting)
+    settings: object | None = None   # the recipe's Settings, precision resolved ("auto" -> what ran): a record
     started: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self):
@@ -119,6 +120,7 @@ def noise_estimate(denoiser: Denoiser, labels: torch.Tensor | None = None, guida
     """
     forward = forward if forward is not None else denoiser
     conditional = labels is not None and denoiser.num_classes is not None
+    rows_labels = torch.cat([labels, torch.full_like(labels, denoiser.num_classes)]) if conditional else None
 
     def eps_fn(x: torch.Tensor, t: int) -> torch.Tensor:
         rows = x.shape[0] * (2 if conditional else 1)
@@ -127,9 +129,8 @@ def noise_estimate(denoiser: Denoiser, labels: torch.Tensor | None = None, guida
         with autocast(x.device, dtype):
             if not conditional:
                 return forward(x, t_rows, None).float()
-            y = labels.to(x.device)
-            null = torch.full_like(y, denoiser.num_classes)
-            eps_cond, eps_null = forward(torch.cat([x, x]), t_rows, torch.cat([y, null])).float().chunk(2)
+            y = rows_labels.to(x.device)  # the conditional rows, then the null ones: built once
+            eps_cond, eps_null = forward(torch.cat([x, x]), t_rows, y).float().chunk(2)
         scale = guidance.to(x.device).view(-1, 1, 1, 1) if torch.is_tensor(guidance) else guidance
         return eps_null + scale * (eps_cond - eps_null)
 

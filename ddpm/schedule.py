@@ -14,14 +14,14 @@ from dataclasses import asdict, dataclass
 from functools import cached_property
 
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+from diffusers import (DDIMScheduler, DDPMScheduler, DEISMultistepScheduler, DPMSolverMultistepScheduler,
+                       UniPCMultistepScheduler)
 from diffusers.schedulers.scheduling_ddim import DDIMSchedulerOutput
+from diffusers.schedulers.scheduling_utils import SchedulerOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-# dpm++ is DPM-Solver++(2M), deterministic; dpm++sde its stochastic form, SDE-DPM-Solver++(2M), which adds
-# fresh noise every step, as DDPM does, in as few steps as dpm++ (on emoji it trades FID for class accuracy,
-# as more guidance does: README)
-SAMPLERS = ("ddpm", "ddim", "dpm++", "dpm++sde")
+from .defaults import SAMPLERS  # noqa: F401 (re-exported: the names, with what each one is, live there)
+
 SCHEDULE_KINDS = ("linear", "cosine")
 
 
@@ -80,6 +80,10 @@ class NoiseSchedule:
 
     def abar(self, t: torch.Tensor | int, like: torch.Tensor) -> torch.Tensor:
         """``abar_t`` shaped to broadcast against ``like`` (B, C, H, W); t may be an int or (B,)."""
+        if isinstance(t, int):  # the loop's case: checked in Python, so a GPU is not made to wait every step
+            if not -1 <= t < self.num_timesteps:
+                raise ValueError(f"timestep out of range [-1, {self.num_timesteps - 1}]: {t}")
+            return self._abar_table[t + 1].to(like.device, like.dtype)
         table = self._abar_table.to(like.device)
         t = torch.as_tensor(t, device=like.device, dtype=torch.long)
         if (t < -1).any() or (t >= self.num_timesteps).any():
@@ -132,12 +136,22 @@ class NoiseSchedule:
             # thresholding with sample_max_value 1 clips each x0 estimate to [-1, 1], as DDPM and DDIM do
             # (clip_sample): an early or user-loaded model's wild x0 otherwise compounds through the
             # multistep update (an emoji model at 1,000 training steps sampled values in [-16, 15]).
-            algorithm = "sde-dpmsolver++" if name == "dpm++sde" else "dpmsolver++"
-            scheduler = DPMSolverMultistepScheduler(**common, algorithm_type=algorithm, solver_order=2,
-                                                    lower_order_final=True, final_sigmas_type="zero",
-                                                    thresholding=True, sample_max_value=1.0)
+            # lower_order_final: the last steps (under 15 in all) drop to lower orders, diffusers' advice
+            # for few steps; the last step lands on the clean image (sigma 0), as DDPM and DDIM do.
+            multistep = dict(common, thresholding=True, sample_max_value=1.0, lower_order_final=True)
+            if name == "unipc":
+                scheduler = UniPCMultistepScheduler(**multistep, solver_order=2, solver_type="bh2", predict_x0=True,
+                                                    final_sigmas_type="zero")
+            elif name == "deis":
+                scheduler = CleanFinalDEISScheduler(**multistep, solver_order=2, algorithm_type="deis",
+                                                    solver_type="logrho")
+            else:
+                algorithm = "sde-dpmsolver++" if name == "dpm++sde" else "dpmsolver++"
+                scheduler = DPMSolverMultistepScheduler(**multistep, algorithm_type=algorithm,
+                                                        solver_order=3 if name == "dpm++3" else 2,
+                                                        final_sigmas_type="zero")
         scheduler.set_timesteps(steps)
-        return Sampler(name, scheduler, step_kwargs)
+        return Sampler(name, scheduler, step_kwargs, takes_generator=name in ("ddpm", "ddim", "dpm++sde"))
 
 
 class NextTimestepDDIMScheduler(DDIMScheduler):
@@ -172,6 +186,27 @@ class NextTimestepDDIMScheduler(DDIMScheduler):
         return DDIMSchedulerOutput(prev_sample=prev_sample, pred_original_sample=x0)
 
 
+class CleanFinalDEISScheduler(DEISMultistepScheduler):
+    """diffusers' DEIS, whose last step lands on the clean image instead of t = 0.
+
+    Stock DEIS ends at sigma_0 = sqrt((1 - abar_0) / abar_0) (0.01 for DDPM's linear betas) and
+    leaves that much noise, unclipped, in the result: its update divides by sigma, so it cannot take
+    diffusers' ``final_sigmas_type="zero"``. The last step here returns the (thresholded) x0 estimate,
+    which is the limit of DEIS' first-order (DDIM) update as sigma_t -> 0. Every other step is stock.
+    """
+
+    def step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, return_dict: bool = True):
+        if self.step_index is None:
+            self._init_step_index(timestep)
+        if self.step_index < len(self.timesteps) - 1:
+            return super().step(model_output, timestep, sample, return_dict=return_dict)
+        alpha_s, sigma_s = self._sigma_to_alpha_sigma_t(self.sigmas[self.step_index])
+        eps = self.convert_model_output(model_output, sample=sample)  # re-derived from the thresholded x0
+        x0 = ((sample.float() - sigma_s * eps.float()) / alpha_s).to(sample.dtype)
+        self._step_index += 1
+        return SchedulerOutput(prev_sample=x0) if return_dict else (x0,)
+
+
 @dataclass
 class Sampler:
     """A diffusers scheduler set to its timesteps, with the keyword arguments its ``step`` needs.
@@ -183,6 +218,7 @@ class Sampler:
     name: str
     scheduler: object
     step_kwargs: dict
+    takes_generator: bool = True  # the deterministic multistep solvers' ``step`` takes none
 
     @property
     def timesteps(self) -> list[int]:
@@ -196,4 +232,5 @@ class Sampler:
 
     def step(self, eps: torch.Tensor, t: int, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """One step from timestep t to the next one down: returns x_{t_next}."""
-        return self.scheduler.step(eps, t, x, generator=generator, **self.step_kwargs).prev_sample
+        kwargs = {"generator": generator, **self.step_kwargs} if self.takes_generator else self.step_kwargs
+        return self.scheduler.step(eps, t, x, **kwargs).prev_sample

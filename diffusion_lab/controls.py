@@ -10,7 +10,8 @@ from ddpm.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER
 from .inputs import MAX_SEED, random_seed
 from .uploads import MASK_RGB, undecoded
 
-SAMPLERS = [("DPM-Solver++", "dpm++"), ("DPM-Solver++ SDE", "dpm++sde"), ("DDIM", "ddim"), ("DDPM", "ddpm")]
+SAMPLERS = [("DPM-Solver++", "dpm++"), ("DPM-Solver++ SDE", "dpm++sde"), ("DPM-Solver++ 3M", "dpm++3"),
+            ("UniPC", "unipc"), ("DEIS", "deis"), ("DDIM", "ddim"), ("DDPM", "ddpm")]
 BRUSH_COLOURS = ["#000000", "#ffffff", "#e53935", "#fbc02d", "#43a047", "#1e88e5", "#8e24aa"]
 MASK_BRUSH = "rgba({}, {}, {}, 0.65)".format(*MASK_RGB)
 

@@ -16,6 +16,16 @@ CLASS_NAMES = TINY_CLASSES
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def float32_by_default(monkeypatch):
+    """Settings' "auto" precision resolves to float32 in every test, whatever this CPU does natively:
+    the parity and oracle tests compare to 1e-5 and must give the same answer on every machine.
+    (tests/test_speed.py checks the real decision with its own patches.)"""
+    import ddpm.device
+
+    monkeypatch.setattr(ddpm.device, "cpu_has_native_bfloat16", lambda: False)
+
+
 @pytest.fixture
 def tiny_model():
     """Factory ``tiny_model(family="scratch", image_size=8, schedule=None, seed=0) -> DiffusionModel``:

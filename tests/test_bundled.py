@@ -35,8 +35,15 @@ def test_bundled_model_is_complete_and_small(name):
     parts = ["unet"] + (["class_embedding"] if model.denoiser.family == "unet2d-concat" else [])
     files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
     assert files == sorted(["README.md", "ddpm_config.json", "scheduler/scheduler_config.json",
+                            "classifier/config.json", "classifier/model.safetensors",
                             *(f"{p}/{f}" for p in parts for f in PART_FILES)])  # one copy of the weights
     assert (folder / "unet" / "diffusion_pytorch_model.safetensors").stat().st_size <= MAX_WEIGHTS_BYTES
+    # its own classifier (for illusion scores): small, of the model's classes, and named in the card
+    assert (folder / "classifier" / "model.safetensors").stat().st_size <= 1_000_000
+    judge = model.classifier
+    assert judge is not None and judge.meta["test_accuracy"] > 0.7
+    assert judge(torch.zeros(2, model.channels, model.image_size, model.image_size)).shape == (2, len(model.classes))
+    assert "`classifier/`" in (folder / "README.md").read_text()
     assert model.conditional and len(model.class_names) == model.denoiser.num_classes
     assert model.meta["training"]["steps"] > 0
     assert f"\n# {name}\n" in (folder / "README.md").read_text()

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from ..argtypes import nonneg_int, positive_int
-from ..defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
+from ..defaults import DEFAULT_DTYPE, DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, DTYPES, SAMPLERS
 
 
 def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,8 +20,8 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
                         f"else {DEFAULT_GUIDANCE:g})")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0: deterministic)")
     p.add_argument("--seed", type=nonneg_int, default=0)
-    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
-                   help="model precision (bfloat16 autocast is faster on CPUs with AMX and on GPUs)")
+    p.add_argument("--dtype", choices=DTYPES, default=DEFAULT_DTYPE,
+                   help="model precision; auto: bfloat16 on a CPU with native bfloat16 and on a GPU, else float32")
     p.add_argument("--compile", action="store_true", help="torch.compile the model first (slow start)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 
