@@ -147,7 +147,11 @@ def _files_section(model: DiffusionModel) -> list[str]:
     if model.denoiser.family == "unet2d-concat":
         lines.append("- `class_embedding/`: the class embedding that is concatenated to the UNet's input;")
     lines += ["- `scheduler/`: the noise schedule it was trained with, as a diffusers `DDPMScheduler`."]
-    if (judge := model.classifier) is not None:
+    try:
+        judge = model.classifier
+    except (OSError, ValueError):  # an unreadable classifier/ part: the card says nothing of it
+        judge = None
+    if judge is not None:
         meta = judge.meta
         lines.append(f"- `classifier/`: a small CNN of the model's own classes ({sum(p.numel() for p in judge.parameters()):,} parameters), "
                      f"test accuracy {meta.get('test_accuracy', float('nan')):.3f} on "

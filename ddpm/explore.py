@@ -14,6 +14,8 @@ Images are (B, C, H, W) in [-1, 1]; frames are (S, B, C, H, W) as ``Recorder.fra
 """
 from __future__ import annotations
 
+import inspect
+
 import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -95,6 +97,9 @@ def sample_batches(model: DiffusionModel, labels: Sequence | None = None, settin
 Build = Callable[[Settings], Job]
 
 
+RESUMABLE = ("ddpm", "ddim", "dpm++", "dpm++sde", "dpm++3")  # samplers a branch can switch to mid-run
+
+
 def resume_sampler(sampler: Sampler, t: int) -> Sampler:
     """``sampler`` re-timed to start at timestep ``t``: its plan becomes [t] + its own timesteps below t.
     A sampler whose own plan that already is comes back as it was (bit for bit the same run)."""
@@ -105,8 +110,13 @@ def resume_sampler(sampler: Sampler, t: int) -> Sampler:
     if sampler.name == "ddim":  # NextTimestepDDIMScheduler steps to the next entry of .timesteps
         sampler.scheduler.timesteps = torch.tensor(plan, dtype=torch.long)
         sampler.scheduler.num_inference_steps = len(plan)
-    else:  # diffusers' DDPM and DPM-Solver take custom timesteps (DPM-Solver derives its sigmas from them)
+    elif "timesteps" in inspect.signature(sampler.scheduler.set_timesteps).parameters:
+        # diffusers' DDPM and DPM-Solver take custom timesteps (DPM-Solver derives its sigmas from them)
         sampler.scheduler.set_timesteps(timesteps=plan)
+    else:  # diffusers' UniPC and DEIS only make their own spacing
+        usable = [n for n in RESUMABLE if n != sampler.name]
+        raise ValueError(f"sampler {sampler.name!r} cannot start at an arbitrary step: branch with "
+                         f"{', '.join(usable)} (or keep the original's sampler)")
     return sampler
 
 

@@ -100,7 +100,15 @@ def test_a_new_seed_changes_only_the_noise_drawn_after_the_branch(tiny_model):
         assert torch.equal(result, original) != changes, sampler
 
 
-@pytest.mark.parametrize("after", ddpm.SAMPLERS)
+def test_a_sampler_that_cannot_start_mid_run_is_refused_with_the_ones_that_can():
+    model = oracle_model(images(2), ddpm.NoiseSchedule("linear", num_timesteps=50))
+    s = settings("ddpm", steps=10, guidance=1.0)
+    for after in sorted(set(ddpm.SAMPLERS) - set(explore.RESUMABLE)):
+        with pytest.raises(ValueError, match="cannot start at an arbitrary step: branch with ddpm"):
+            branch(model, ["c0", "c1"], s, 4, settings_after=s.with_(sampler=after, steps=5))
+
+
+@pytest.mark.parametrize("after", explore.RESUMABLE)
 @pytest.mark.parametrize("steps", [3, 25])
 def test_a_new_sampler_resumes_at_the_branch_timestep_and_still_lands_on_the_oracle_target(after, steps):
     schedule = ddpm.NoiseSchedule("linear", num_timesteps=50)
