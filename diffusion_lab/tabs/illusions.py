@@ -185,7 +185,8 @@ def anagram_column(ui: UI):
     status = gr.Textbox(label="Status", interactive=False, elem_id="anagram-status")
     result = gr.Image(label="Each image as is, and transformed", type="pil", format="png", height=300,
                       interactive=False, elem_id="anagram-result", buttons=["download"], elem_classes="picture")
-    rows = [[name, *r] for name, m in ui.lab.models.items() for r in presets(m, ANAGRAMS, "rot180")][:8]
+    # the first two of every model's presets: every model gets a button
+    rows = [[name, *r] for name, m in ui.lab.models.items() for r in presets(m, ANAGRAMS, "rot180")[:2]]
     # labels, not a table: a table shows a class only if the *current* model has it (blank cells)
     gr.Examples(rows, [ui.model, class_a, class_b, view], label="Examples",
                 example_labels=[f"{m}: {a} / {b} {view_label(v)}" for m, a, b, v in rows])
@@ -226,7 +227,7 @@ def hybrid_column(ui: UI):
                      elem_classes="picture")
     small = gr.Image(label="From afar", type="pil", format="png", height=80, interactive=False,
                      elem_id="hybrid-small", buttons=[])
-    rows = [[name, *r] for name, m in ui.lab.models.items() for r in presets(m, HYBRIDS, 0.0)][:8]
+    rows = [[name, *r] for name, m in ui.lab.models.items() for r in presets(m, HYBRIDS, 0.0)[:2]]
     gr.Examples(rows, [ui.model, low, high, sigma], label="Examples",
                 example_labels=[f"{m}: {lo} from afar, {hi} up close" for m, lo, hi, _ in rows])
     outputs = {"large": large, "small": small, "status": status, "run": ui.last_run}
