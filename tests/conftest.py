@@ -1,6 +1,7 @@
 """Shared fixtures: tiny CPU models that build in milliseconds."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -49,3 +50,19 @@ def quadrant_model():
                           attention=(False, False), layers_per_block=1).eval()
     return ddpm.DiffusionModel(denoiser, ddpm.NoiseSchedule(num_timesteps=50), [f"q{k}" for k in range(4)],
                                "toy", name="tiny")
+
+
+@pytest.fixture
+def edit_files(tiny_model, tmp_path):
+    """What the edit verbs and their reproductions take: (a tiny model's saved folder, a 16x16 stroke
+    picture PNG, a PNG mask of its top half), all in tmp_path."""
+    from PIL import Image
+
+    folder = tiny_model().save(tmp_path / "tiny")
+    picture = np.zeros((16, 16), np.uint8)
+    picture[3:13, 6:10] = 255
+    Image.fromarray(picture).save(tmp_path / "in.png")
+    mask = np.zeros((16, 16), np.uint8)
+    mask[:8] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    return folder, tmp_path / "in.png", tmp_path / "mask.png"

@@ -19,16 +19,10 @@ def main(argv: list[str]) -> int:
 
 
 @pytest.fixture
-def files(tiny_model, tmp_path):
+def files(edit_files):
     """(model folder, a 16x16 stroke picture, a mask of the top half, both PNG)."""
-    folder = tiny_model().save(tmp_path / "tiny")
-    picture = np.zeros((16, 16), np.uint8)
-    picture[3:13, 6:10] = 255
-    Image.fromarray(picture).save(tmp_path / "in.png")
-    mask = np.zeros((16, 16), np.uint8)
-    mask[:8] = 255
-    Image.fromarray(mask).save(tmp_path / "mask.png")
-    return str(folder), tmp_path / "in.png", tmp_path / "mask.png"
+    folder, picture, mask = edit_files
+    return str(folder), picture, mask
 
 
 SAMPLING = ["--steps", "6", "--sampler", "ddim", "--guidance", "2", "--seed", "4"]

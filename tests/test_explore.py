@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from test_core import images, oracle_model
 
 import ddpm
@@ -230,16 +229,10 @@ def test_view_traces_classify_each_view_of_an_illusion():
 
 # -- 5. reproduce anything ---------------------------------------------------------------------------------------
 @pytest.fixture
-def saved(tiny_model, tmp_path):
+def saved(edit_files):
     """(model folder, loaded model, a 16x16 picture file, a mask file of the same size)."""
-    folder = tiny_model().save(tmp_path / "tiny")
-    picture = np.zeros((16, 16), np.uint8)
-    picture[3:13, 6:10] = 255
-    Image.fromarray(picture).save(tmp_path / "in.png")
-    mask = np.zeros((16, 16), np.uint8)
-    mask[:8] = 255
-    Image.fromarray(mask).save(tmp_path / "mask.png")
-    return str(folder), ddpm.load(folder), str(tmp_path / "in.png"), str(tmp_path / "mask.png")
+    folder, picture, mask = edit_files
+    return str(folder), ddpm.load(folder), str(picture), str(mask)
 
 
 def recipes(picture: str, mask: str) -> list[tuple[str, dict, ddpm.Settings]]:
