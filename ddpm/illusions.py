@@ -200,15 +200,14 @@ def expected_best_of(key: torch.Tensor, accepted: torch.Tensor, best_of: int) ->
 
 # The independent grader: another width and seed than ``classifier.classifier_for``'s (the ranker).
 GRADER_KEY = "grader-s1-w24"
-GRADER_EPOCHS = {"emoji": 100}  # the small emoji set needs many epochs (as classifier.RECIPES says)
 
 
 def grader_for(dataset: str, log: Callable[[str], None] = print):
     """A second classifier for ``dataset`` (widths 24/48/96, seed 1, 3 epochs), trained once on its
     train split and cached next to ``classifier.classifier_for``'s, to grade what that one ranked."""
     from . import data
-    from .classifier import (ClassifierConfig, accuracy, classifier_dir, load_classifier, save_classifier,
-                             train_classifier)
+    from .classifier import (RECIPES, ClassifierConfig, accuracy, classifier_dir, load_classifier,
+                             save_classifier, train_classifier)
 
     folder = classifier_dir(dataset)
     cached = load_classifier(folder, GRADER_KEY)
@@ -218,8 +217,10 @@ def grader_for(dataset: str, log: Callable[[str], None] = print):
     config = ClassifierConfig(channels=train.images.shape[1], num_classes=len(train.class_names),
                               widths=(24, 48, 96), feature_dim=96, dropout=0.2)
     log(f"training the {dataset} grader on {len(train)} images; cached in {folder}")
-    grader = train_classifier(train.images, train.labels, config.num_classes, epochs=GRADER_EPOCHS.get(dataset, 3),
-                              seed=1, batch_size=64 if dataset in GRADER_EPOCHS else 128, config=config,
+    # the small sets need the many epochs their ranker's recipe has (classifier.RECIPES); the others 3
+    own = RECIPES.get(dataset)
+    grader = train_classifier(train.images, train.labels, config.num_classes, epochs=own.epochs if own else 3,
+                              seed=1, batch_size=own.batch_size if own else 128, config=config,
                               progress=False)
     save_classifier(grader, folder, GRADER_KEY, {"dataset": dataset, "role": "grader",
                                                  "test_accuracy": round(accuracy(grader, test.images, test.labels), 5)})
