@@ -27,15 +27,15 @@ def _json_safe(value):
     return value
 
 
-def local_folder(name_or_path: str) -> Path:
+def local_folder(name_or_path: str, what: str = "--write-card") -> Path:
     """The bundled or local ddpm checkpoint folder ``name_or_path`` names; ValueError for Hub ids
-    and diffusers folders, whose cards are not ours to write."""
+    and diffusers folders, whose cards are not ours to write (``what`` names the command in the message)."""
     text, bundled = str(name_or_path).strip(), checkpoint.CHECKPOINTS_DIR
     folder = bundled / text if own_config_path(bundled / text) else Path(text).expanduser()
     if not folder.is_dir():
-        raise ValueError(f"--write-card needs a bundled or local checkpoint folder; {text!r} is neither")
+        raise ValueError(f"{what} needs a bundled or local checkpoint folder; {text!r} is neither")
     if own_config_path(folder) is None:
-        raise ValueError(f"--write-card: {folder} is not a ddpm checkpoint ({FORMAT}), so it has no card to update")
+        raise ValueError(f"{what}: {folder} is not a ddpm checkpoint ({FORMAT}), so it has no card to update")
     return folder
 
 

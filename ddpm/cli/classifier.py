@@ -21,7 +21,7 @@ def run(args) -> int:
     from ..checkpoint import CARD_NAME, load
     from ..classifier import classifier_for
 
-    folder = local_folder(args.model)
+    folder = local_folder(args.model, what="classifier")
     model = load(folder)
     if not model.conditional or not model.dataset:
         raise ValueError(f"model {model.name!r} has no classes of a known dataset to classify")
