@@ -65,6 +65,25 @@ def test_a_grid_keeps_each_class_together_and_is_wider_than_tall(classes, per_cl
         assert ncol <= max(12, per_class) and len(rows) == -(-classes // max(1, 12 // per_class))
 
 
+@pytest.mark.parametrize("picked, per_class", [(["1", "7", "3"], 2), (["1", "7"], 3)])  # a column / a row per class
+def test_the_app_grid_holds_the_images_the_cli_samples(models, picked, per_class):
+    """The app samples as ``python -m ddpm sample --per-class`` does (interleaved labels, a seed per image) and
+    only regroups for display: each picture of its grid is the CLI's image of that class and index."""
+    from ddpm.explore import per_class_labels, sample_batches
+    from diffusion_lab.lab import Lab
+
+    model = models["mnist"]
+    handler = generate.generate(Lab(models), "mnist", picked, per_class, "dpm++", 3, 2.0, 5, {}, progress=lambda *a, **k: None)
+    run = [out for out in handler][-1]["run"]
+    labels = per_class_labels(picked, per_class)
+    cli = im.to_uint8(sample_batches(model, labels, ddpm.Settings(sampler="dpm++", steps=3, guidance=2.0, seed=5)), rgb=False)
+    for track in run.tracks:
+        name, number = track.caption.split(" #")
+        index = [i for i, c in enumerate(labels) if c == name][int(number) - 1]
+        assert np.array_equal(track.images["x0"][-1], cli[index]), track.caption
+    assert len(run.tracks) == len(labels)
+
+
 def test_the_gif_shows_predicted_x0_beside_x_t():
     x = torch.rand(2, 1, 8, 8) * 2 - 1
     x0 = -x

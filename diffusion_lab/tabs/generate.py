@@ -9,6 +9,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 import ddpm
+from ddpm import explore
 from ddpm import images as im
 from ddpm.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER
 
@@ -24,7 +25,7 @@ MAX_COLUMNS = 12
 
 
 def layout(model: ddpm.DiffusionModel, names: list[str], per_class: int) -> tuple[list[str] | None, list[str], int]:
-    """Labels in sampling order (None: unconditional), a caption per image, and the grid's columns, so the
+    """Labels in display order (None: unconditional), a caption per image, and the grid's columns, so the
     grid is wider than tall: a column per class while there are at least as many classes as images per
     class, else a row per class (2 classes x 8: two rows of 8, not a thin strip of 8 rows); with more
     than 12 classes, each class's images side by side, as many classes to a row as fit in 12 columns, the
@@ -40,6 +41,19 @@ def layout(model: ddpm.DiffusionModel, names: list[str], per_class: int) -> tupl
     per_row = max(1, MAX_COLUMNS // per_class)
     rows = math.ceil(len(names) / per_row)
     return labels, labels, per_class * math.ceil(len(names) / rows)
+
+
+def sampling_order(names: list[str], per_class: int, shown: list[str] | None) -> tuple[list[str] | None, list[int]]:
+    """The labels in the order the CLI samples them (``explore.per_class_labels``: interleaved, image i seeded
+    ``image_seed(seed, i)``), and for each picture of the grid (``shown``, layout's order) the index of its image
+    in that order, so the app's grid holds exactly the images ``python -m ddpm sample --per-class`` gives."""
+    if shown is None:
+        return None, list(range(per_class))
+    labels = explore.per_class_labels(names, per_class)
+    if shown == labels:
+        return labels, list(range(len(labels)))
+    k = len(names)  # shown is grouped by class: picture c * per_class + j is image j * k + c
+    return labels, [j * k + c for c in range(k) for j in range(per_class)]
 
 
 def gif_frame(x: torch.Tensor, x0: torch.Tensor, captions: list[str], ncol: int) -> Image.Image:
@@ -68,18 +82,22 @@ def save_downloads(grid: Image.Image, frames: dict, final: torch.Tensor, caption
 def generate(lab: Lab, model, classes, per_class, sampler, steps, guidance, seed, session, progress=gr.Progress()):
     model, s, _ = lab.begin(model, session, sampler, steps, guidance, seed)
     per_class = whole(per_class, 1, MAX_PER_CLASS, "images per class")
-    labels, captions, ncol = layout(model, class_list(model, classes), per_class)
-    job = ddpm.generate(model, labels, n=None if labels else per_class, settings=s)
+    picked = class_list(model, classes)
+    shown, captions, ncol = layout(model, picked, per_class)
+    labels, order = sampling_order(picked, per_class, shown)
+    job = explore.generate_each(model, labels, n=None if labels else per_class, settings=s)
     scale, start = im.display_scale(model.image_size) // 2, time.perf_counter()
 
     def preview(step, status, first):
-        out = {"image": im.captioned_grid(step.x0, captions, ncol, scale), "status": status + SO_FAR}
+        out = {"image": im.captioned_grid(step.x0[order], captions, ncol, scale), "status": status + SO_FAR}
         return {**out, "files": None} if first else out  # the last run's files would pass for this one's
     x, frames = yield from stream_job(job, ticker(progress), preview)
+    x = x[order]
+    frames = {key: value[:, order] if key in ("x", "x0", "eps") else value for key, value in frames.items()}
     seconds = time.perf_counter() - start
     grid = im.captioned_grid(x, captions, ncol, scale)
     what = f"{plural(len(captions), 'image')} · {run_text(s)}"
-    names = [f"{c} #{captions[:i].count(c) + 1}" for i, c in enumerate(captions)] if labels else captions
+    names = [f"{c} #{captions[:i].count(c) + 1}" for i, c in enumerate(captions)] if shown else captions
     yield {"image": grid, "files": save_downloads(grid, frames, x, captions, ncol),
            "status": f"Done: {model.name} · {what} · {seconds:.1f} s",
            "run": Run(f"Generate · {model.name} · {what}", tracks_from(frames, names, x), len(captions))}
