@@ -17,7 +17,7 @@ from ..controls import sampling_controls
 from ..follow import follow_default, follow_model
 from ..inputs import class_list, plural, run_text, whole
 from ..lab import UI, Lab, out_dir
-from ..runs import Run, tracks_from
+from ..runs import Replay, Run, chart_lines, frame_steps, generate_job, tracks_from
 from ..streaming import SO_FAR, handler, stream_job, stops, ticker
 
 MAX_PER_CLASS = 8
@@ -80,6 +80,7 @@ def save_downloads(grid: Image.Image, frames: dict, final: torch.Tensor, caption
 
 
 def generate(lab: Lab, model, classes, per_class, sampler, steps, guidance, seed, session, progress=gr.Progress()):
+    name = str(model or "").strip()  # what rebuilds this run for a branch (the steps tab)
     model, s, _ = lab.begin(model, session, sampler, steps, guidance, seed)
     per_class = whole(per_class, 1, MAX_PER_CLASS, "images per class")
     picked = class_list(model, classes)
@@ -100,7 +101,9 @@ def generate(lab: Lab, model, classes, per_class, sampler, steps, guidance, seed
     names = [f"{c} #{captions[:i].count(c) + 1}" for i, c in enumerate(captions)] if shown else captions
     yield {"image": grid, "files": save_downloads(grid, frames, x, captions, ncol),
            "status": f"Done: {model.name} · {what} · {seconds:.1f} s",
-           "run": Run(f"Generate · {model.name} · {what}", tracks_from(frames, names, x), len(captions))}
+           "run": Run(f"Generate · {model.name} · {what}", tracks_from(frames, names, x), len(captions), ncol,
+                      chart_lines(model, frames, x, shown),
+                      Replay(name, s, generate_job, {"labels": labels, "n": per_class}, frame_steps(job), order, shown))}
 
 
 def create(ui: UI):

@@ -99,7 +99,7 @@ def create(ui: UI):
                       [ui.model, image, target_box, strengths, *sampling.inputs, ui.session], list(outputs.values()),
                       api_name="sdedit", show_progress_on=status, concurrency_id="model")
     run.click(lambda: None, None, steps, api_visibility="private", queue=False)  # not the last run's beside this one
-    event.success(lambda run: scrub_value(run, px=84), ui.last_run, steps, api_visibility="private", queue=False)
+    event.success(lambda run: scrub_value(run, grid=False, px=84), ui.last_run, steps, api_visibility="private", queue=False)
     stops(stop, event, status)
     follow_target(ui, target_box)
     ui.runs.append(event)
