@@ -175,8 +175,9 @@ def _ncol(run: Run) -> int:
 
 
 def _frame(j: int, m: int, n: int) -> int:
-    """Frame of a track of ``m`` frames at position ``j`` of ``n`` (shorter tracks move proportionally)."""
-    return round(j * (m - 1) / (n - 1)) if n > 1 else 0
+    """Frame of a track of ``m`` frames at position ``j`` of ``n`` (shorter tracks move proportionally), rounded
+    half up as the page's Math.round does."""
+    return math.floor(j * (m - 1) / (n - 1) + 0.5) if n > 1 else 0
 
 
 def _sheet(tiles: list[np.ndarray], ncol: int) -> np.ndarray:

@@ -115,10 +115,11 @@ def test_runs_keep_at_most_max_frames_and_render_data_uris(models):
     assert np.array_equal(last.images["x"][-1], im.to_uint8(x[1:2], rgb=False)[0])
     assert np.array_equal(last.images["x0"][-1], last.images["x"][-1])
     assert not np.array_equal(last.images["x"][-2], last.images["x"][-1])
-    value = runs.scrub_value(run, [1])
+    value = runs.scrub_value(run)
     assert [p["key"] for p in value["panels"]] == ["x", "x0", "eps"]
-    assert value["rows"][0]["caption"] == "2" and value["rows"][0]["frames"][0]["x0"].startswith("data:image/png;base64,")
-    assert [f["t"] for f in value["rows"][0]["frames"]][-2:] == [f"t = {last.t[-2]}", "the result"]
+    column = value["columns"][0]  # the grid sheets: tests/test_app_branch.py
+    assert column["captions"] == ["1", "2"] and column["sheets"][0]["x0"].startswith("data:image/png;base64,")
+    assert column["t"][1][-2:] == [last.t[-2], -1]
     assert runs.scrub_value(None) is None
 
 

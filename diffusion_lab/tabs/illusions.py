@@ -14,7 +14,7 @@ from ..controls import sampling_controls
 from ..follow import model_or_none
 from ..inputs import real, run_text, target_class, whole
 from ..lab import UI, Lab
-from ..runs import Run, tracks_from
+from ..runs import Run, reading_lines, tracks_from
 from ..streaming import handler, stops, stream_job, ticker
 
 # Pairs that make good illusions with the bundled models, measured with `python -m ddpm evaluate-illusions`
@@ -117,7 +117,8 @@ def anagram(lab: Lab, model, class_a, class_b, view, count, sampler, steps, guid
     what = f"{a or 'any'} / {b or 'any'} {v.spec} · {run_text(s)}"
     yield {"result": im.captioned_grid(pairs, captions, 2 * min(n, 2), scale),
            "status": f"Done: {model.name} · {what}{note}",
-           "run": Run(f"Anagram · {model.name} · {what}", tracks_from(frames, [f"#{i + 1}" for i in range(n)], x))}
+           "run": Run(f"Anagram · {model.name} · {what}", tracks_from(frames, [f"#{i + 1}" for i in range(n)], x),
+                      chart=reading_lines(model, frames, x, readings))}
 
 
 def hybrid(lab: Lab, model, low, high, sigma, count, sampler, steps, guidance, seed, candidates,
@@ -146,7 +147,8 @@ def hybrid(lab: Lab, model, low, high, sigma, count, sampler, steps, guidance, s
     yield {"large": im.captioned_grid(x, captions, min(n, 4), scale),
            "small": im.captioned_grid(illusions.from_afar(x, factor), None, min(n, 4), 1, pad=2),
            "status": f"Done: {model.name} · {what}{note}",
-           "run": Run(f"Hybrid · {model.name} · {what}", tracks_from(frames, [f"#{i + 1}" for i in range(n)], x))}
+           "run": Run(f"Hybrid · {model.name} · {what}", tracks_from(frames, [f"#{i + 1}" for i in range(n)], x),
+                      chart=reading_lines(model, frames, x, readings))}
 
 
 def follow_illusion(ui: UI, box_a, box_b, box_third, table: dict, tail, views: bool = False) -> None:

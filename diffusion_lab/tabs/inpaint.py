@@ -4,7 +4,6 @@ from __future__ import annotations
 import gradio as gr
 import torch
 
-import ddpm
 from ddpm import images as im
 
 from ..controls import mask_input, sampling_controls
@@ -12,20 +11,22 @@ from ..examples import example_images, image_examples, preset_mask
 from ..follow import follow_examples, follow_target
 from ..inputs import NONE, run_text, target_class
 from ..lab import UI, Lab
-from ..runs import Run, tracks_from
+from ..runs import Replay, Run, chart_lines, frame_steps, inpaint_job, tracks_from
 from ..streaming import handler, stops, stream_job, ticker
 from ..uploads import MASK_RGB, inpaint_input
 
 
 def inpaint(lab: Lab, model, image, target, repaint, count, sampler, steps, guidance, seed, session,
             progress=gr.Progress()):
+    name = str(model or "").strip()  # what rebuilds this run for a branch (the steps tab)
     model, s, n = lab.begin(model, session, sampler, steps, guidance, seed, count)
     picture, mask, (w, h) = inpaint_input(image, model)
     x0 = im.prepare_image(picture, model, keep_layout=True)
     square = f" · used the centre {min(h, w)}×{min(h, w)} of the {w}×{h} picture" if h != w else ""
     label = target_class(model, target)
-    job = ddpm.inpaint(model, x0.expand(n, -1, -1, -1), torch.from_numpy(mask), labels=label, settings=s,
-                       jump_length=5 if repaint else 0, jump_n_sample=3 if repaint else 1)
+    args = {"x0": x0.expand(n, -1, -1, -1), "mask": torch.from_numpy(mask), "target": label,
+            "jump_length": 5 if repaint else 0, "jump_n_sample": 3 if repaint else 1}
+    job = inpaint_job(model, s, None, **args)
     k = im.display_scale(model.image_size)
     seen = im.mask_overlay(x0, mask, k, colour=MASK_RGB)
     jumps = f" (RePaint: {s.steps} steps, going back to redo stretches)" if repaint else ""
@@ -38,7 +39,9 @@ def inpaint(lab: Lab, model, image, target, repaint, count, sampler, steps, guid
             f"{' · RePaint' if repaint else ''} · {run_text(s)}{square}")
     grid = im.captioned_grid(x, [f"seed {s.seed} #{i + 1}" for i in range(n)], min(n, 4), k // 2)
     yield {"seen": seen, "result": grid, "status": f"Done: {model.name} · {what}",
-           "run": Run(f"Inpaint · {model.name} · {what}", tracks_from(frames, [f"#{i + 1}" for i in range(n)], x))}
+           "run": Run(f"Inpaint · {model.name} · {what}", tracks_from(frames, [f"#{i + 1}" for i in range(n)], x),
+                      ncol=min(n, 4), chart=chart_lines(model, frames, x, label and [label] * n),
+                      replay=Replay(name, s, inpaint_job, args, frame_steps(job), targets=label and [label] * n))}
 
 
 def create(ui: UI):

@@ -13,11 +13,12 @@ from ddpm.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER
 from ..controls import SAMPLERS
 from ..inputs import class_list, real, run_text, seed_number, target_class, whole
 from ..lab import UI, Lab
-from ..runs import Replay, Run, chart_lines, frame_steps, generate_job, scrub_value, scrubber, tracks_from
+from ..runs import Replay, Run, chart_lines, generate_job, scrub_value, scrubber, tracks_from
 from ..streaming import handler, stream_job, ticker
 from . import generate as gen
 
 SAME = "(same)"       # a branch control's "keep the original's"
+KEEP = -1             # the same, for /branch's guidance_after and seed_after
 MAX_BRANCHES = 3      # branches kept beside a run (the oldest goes)
 
 
@@ -25,7 +26,7 @@ MAX_BRANCHES = 3      # branches kept beside a run (the oldest goes)
 def changes(model, replay: Replay, label, guidance, seed, sampler):
     """The class every image switches to (None: keep) and the Settings after the branch, from the controls
     (SAME / None / "" keep the original's)."""
-    s, kept = replay.settings, (None, "", SAME)
+    s, kept = replay.settings, (None, "", SAME, KEEP)
     target = None if label in kept else target_class(model, label)
     if target is not None and not replay.relabel:
         raise ValueError("this run's classes cannot be swapped in a branch: change its guidance, seed or sampler")
@@ -64,8 +65,9 @@ def branch_run(model, replay: Replay, job, x, frames, at_step: int, target, afte
                chart=chart_lines(model, frames, x, targets), label=f"{where}: {what}")
 
 
-def continue_from(lab: Lab, run, label, guidance, seed, sampler, session, evt: gr.EventData, progress=gr.Progress()):
-    """The scrubber's "Continue from here": the frame shown (``evt.frame``, of the original) -> a branch beside it."""
+def continue_from(lab, run, label, guidance, seed, sampler, session, evt: gr.EventData, progress=gr.Progress()):
+    """The scrubber's "Continue from here": the frame shown (``evt.frame``, of the original) -> a branch beside it.
+    (Gradio finds ``evt`` by its annotation, resolved in the wrappers' modules: so no other annotation here.)"""
     if run is None or run.replay is None:
         raise ValueError("this run cannot be continued: continue a Generate or Inpaint run")
     replay, start = run.replay, time.perf_counter()
@@ -83,8 +85,8 @@ def continue_from(lab: Lab, run, label, guidance, seed, sampler, session, evt: g
 def branch(lab: Lab, model, classes, per_class, sampler, steps, guidance, seed, at_step, class_after,
            guidance_after, seed_after, sampler_after, session, progress=gr.Progress()):
     """/branch: the Generate run of these settings (as /generate makes it), re-run up to model step ``at_step``
-    and finished with ``class_after`` / ``guidance_after`` / ``seed_after`` / ``sampler_after`` ("(same)" or
-    empty: the original's). Gives the branch's grid; the steps tab scrubs it."""
+    and finished with ``class_after`` / ``guidance_after`` / ``seed_after`` / ``sampler_after`` ("(same)", or -1
+    for the numbers: the original's). Gives the branch's grid; the steps tab scrubs it."""
     name, start = str(model or "").strip(), time.perf_counter()
     model, s, _ = lab.begin(model, session, sampler, steps, guidance, seed)
     per_class = whole(per_class, 1, gen.MAX_PER_CLASS, "images per class")
@@ -140,12 +142,12 @@ def create(ui: UI):
             status = gr.Textbox(label="Status", interactive=False, elem_id="branch-status")
         with gr.Column(visible=False):  # /branch's own inputs: the original's settings as /generate takes them
             names = default.classes[:10] if default else []
-            api_inputs = [gr.Textbox(lab.default), gr.Dropdown(names, value=names, multiselect=True,
-                                                               allow_custom_value=True),
-                          gr.Number(2), gr.Textbox(default.default_sampler if default else DEFAULT_SAMPLER),
-                          gr.Number(20), gr.Number(default.default_guidance if default else DEFAULT_GUIDANCE),
-                          gr.Number(0), gr.Number(10), gr.Textbox(SAME), gr.Number(None), gr.Number(None),
-                          gr.Textbox(SAME)]
+            api_inputs = [gr.Textbox(lab.default),
+                          gr.Dropdown(names, value=names, multiselect=True, allow_custom_value=True),
+                          gr.Number(2, precision=0), gr.Textbox(default.default_sampler if default else DEFAULT_SAMPLER),
+                          gr.Number(20, precision=0), gr.Number(default.default_guidance if default else DEFAULT_GUIDANCE),
+                          gr.Number(0, precision=0), gr.Number(10, precision=0), gr.Textbox(SAME),
+                          gr.Number(KEEP), gr.Number(KEEP, precision=0), gr.Textbox(SAME)]
             api_image = gr.Image(type="pil", format="png")
             api_button = gr.Button()
     shown = [html, controls, label, guidance, seed, sampler]
