@@ -200,7 +200,7 @@ def sheets(run: Run) -> list[dict[str, str]]:
     return run.sheets
 
 
-def _column(run: Run) -> dict:
+def _column(run: Run, name: str) -> dict:
     n, ncol = max(len(tr.t) for tr in run.tracks), _ncol(run)
     h, w = run.tracks[0].images["x"].shape[1:3]
     rows = math.ceil(len(run.tracks) / ncol)
@@ -208,7 +208,7 @@ def _column(run: Run) -> dict:
     if run.chart:
         chart = [{"dash": line.dash, "p": np.round(line.p.astype(float), 3).tolist(), "names": line.names}
                  for line in run.chart]
-    return {"label": html.escape(run.label), "ncol": ncol, "tile": [w, h], "pad": PAD,
+    return {"label": html.escape(run.label), "name": name, "ncol": ncol, "tile": [w, h], "pad": PAD,
             "size": [PAD + ncol * (w + PAD), PAD + rows * (h + PAD)], "sheets": sheets(run),
             "captions": [html.escape(tr.caption) for tr in run.tracks],
             "t": [[tr.t[_frame(j, len(tr.t), n)] for j in range(n)] for tr in run.tracks], "chart": chart}
@@ -220,7 +220,8 @@ def scrub_value(run: Run | None, grid: bool = True, px: int = 128) -> dict | Non
     grid (SDEdit's strengths side by side)."""
     if run is None or not run.tracks:
         return None
-    columns = [_column(r) for r in [run, *run.branches] if r.tracks]
+    columns = [_column(r, "original" if k == 0 else f"branch {k}")
+               for k, r in enumerate([run, *run.branches]) if r.tracks]
     return {"title": html.escape(run.title), "panels": [{"key": k, "label": label} for k, label in PANELS],
             "columns": columns, "grid": grid, "px": px, "branch": run.replay is not None and grid,
             "n": max(len(c["sheets"]) for c in columns)}

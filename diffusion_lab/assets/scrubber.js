@@ -33,7 +33,7 @@ function chart(i) {
       const p = line.p[b], cls = `c${k % 4}${line.dash ? ' dash' : ''}`;
       const pts = p.map((q, j) => `${((m > 1 ? j / (m - 1) : 0) * W).toFixed(1)},${((1 - q) * H).toFixed(1)}`).join(' ');
       lines += `<polyline class="${cls}" points="${pts}"/>`;
-      const who = v.columns.length > 1 ? c.label + ': ' : '';
+      const who = v.columns.length > 1 ? c.name + ': ' : '';
       legend.push(`<span class="${cls}">${who}${line.dash ? 'runner-up ' : 'p '}${line.names[b][f]} ${p[f].toFixed(2)}</span>`);
     }
   });
@@ -61,7 +61,7 @@ function show(i) {
       img.src = c.sheets[f][p.key];
       crop(img, c, b);
     }
-    row.querySelector('.cap').innerHTML = c.captions[b] + (v.grid && v.columns.length > 1 ? ' · ' + c.label : '');
+    row.querySelector('.cap').innerHTML = c.captions[b] + (v.grid && v.columns.length > 1 ? ' · ' + c.name : '');
     const t = c.t[b][f];
     row.querySelector('.t').textContent = t >= 0 ? 't = ' + t : 'the result';
   });
