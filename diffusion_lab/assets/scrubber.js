@@ -29,8 +29,9 @@ function chart(i) {
   v.columns.forEach((c, k) => {
     if (!c.chart) return;
     const b = tileOf(c, sel), f = frameOf(c, i, v.n), m = c.sheets.length;
+    let solid = 0;  // a column's solid lines (an illusion's readings) take the next colours; a dashed one its own
     for (const line of c.chart) {
-      const p = line.p[b], cls = `c${k % 4}${line.dash ? ' dash' : ''}`;
+      const p = line.p[b], cls = `c${(k + (line.dash ? solid - 1 : solid++)) % 4}${line.dash ? ' dash' : ''}`;
       const pts = p.map((q, j) => `${((m > 1 ? j / (m - 1) : 0) * W).toFixed(1)},${((1 - q) * H).toFixed(1)}`).join(' ');
       lines += `<polyline class="${cls}" points="${pts}"/>`;
       const who = v.columns.length > 1 ? c.name + ': ' : '';
