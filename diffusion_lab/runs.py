@@ -99,10 +99,10 @@ def tracks_from(frames: dict, captions: list[str], result: torch.Tensor) -> list
         arr = im.to_uint8(x.flatten(0, 1), rgb=False)
         return arr.reshape(*x.shape[:2], *arr.shape[1:])
 
-    end = result.detach().to("cpu", torch.float32)[None]
-    panels = {"x": u8(torch.cat([frames["x"][:, :MAX_TRACKS], end[:, :MAX_TRACKS]])),
-              "x0": u8(torch.cat([frames["x0"][:, :MAX_TRACKS], end[:, :MAX_TRACKS]])),
-              "eps": u8(im.show_noise(torch.cat([frames["eps"][:, :MAX_TRACKS], torch.zeros_like(end[:, :MAX_TRACKS])])))}
+    end = result.detach().to("cpu", torch.float32)[None, :MAX_TRACKS]
+    panels = {"x": u8(torch.cat([frames["x"][:, :MAX_TRACKS], end])),
+              "x0": u8(torch.cat([frames["x0"][:, :MAX_TRACKS], end])),
+              "eps": u8(im.show_noise(torch.cat([frames["eps"][:, :MAX_TRACKS], torch.zeros_like(end)])))}
     t = [int(v) for v in frames["t"]] + [-1]
     return [Track(captions[b], t, {key: arr[:, b] for key, arr in panels.items()}) for b in range(panels["x"].shape[1])]
 

@@ -103,7 +103,7 @@ def generate(lab: Lab, model, classes, per_class, sampler, steps, guidance, seed
            "status": f"Done: {model.name} · {what} · {seconds:.1f} s",
            "run": Run(f"Generate · {model.name} · {what}", tracks_from(frames, names, x), len(captions), ncol,
                       chart_lines(model, frames, x, shown),
-                      Replay(name, s, generate_job, {"labels": labels, "n": per_class}, frame_steps(job), order, shown))}
+                      Replay(name, s, generate_job, dict(labels=labels, n=per_class), frame_steps(job), order, shown))}
 
 
 def create(ui: UI):

@@ -48,7 +48,8 @@ def branch_steps(model, replay: Replay, at_step: int, target, after, progress):
     result and frames in the order the run shows its pictures."""
     job = explore.branch_job(replay.build(model), replay.settings, at_step, after,
                              replay.build(model, target) if target else None)
-    x, frames = yield from stream_job(job, ticker(progress), lambda step, status, first: {"status": f"branch: {status}"})
+    x, frames = yield from stream_job(job, ticker(progress),
+                                      lambda step, status, first: {"status": f"branch: {status}"})
     if replay.order is not None:
         x = x[replay.order]
         frames = {key: value if key == "t" else value[:, replay.order] for key, value in frames.items()}
@@ -101,7 +102,8 @@ def branch(lab: Lab, model, classes, per_class, sampler, steps, guidance, seed, 
     shown_captions = [f"{c} → {target}" for c in captions] if target else captions
     grid = im.captioned_grid(x, shown_captions, ncol, im.display_scale(model.image_size) // 2)
     run.title = f"Branch · {model.name} · {run_text(s)} · {run.title}"
-    yield {"image": grid, "run": run, "status": f"Done: {model.name} · {run.label} · {time.perf_counter() - start:.1f} s"}
+    seconds = time.perf_counter() - start
+    yield {"image": grid, "run": run, "status": f"Done: {model.name} · {run.label} · {seconds:.1f} s"}
 
 
 # -- the tab --------------------------------------------------------------------------------------------------
@@ -142,12 +144,13 @@ def create(ui: UI):
             status = gr.Textbox(label="Status", interactive=False, elem_id="branch-status")
         with gr.Column(visible=False):  # /branch's own inputs: the original's settings as /generate takes them
             names = default.classes[:10] if default else []
+            sampler0 = default.default_sampler if default else DEFAULT_SAMPLER
+            guidance0 = default.default_guidance if default else DEFAULT_GUIDANCE
             api_inputs = [gr.Textbox(lab.default),
                           gr.Dropdown(names, value=names, multiselect=True, allow_custom_value=True),
-                          gr.Number(2, precision=0), gr.Textbox(default.default_sampler if default else DEFAULT_SAMPLER),
-                          gr.Number(20, precision=0), gr.Number(default.default_guidance if default else DEFAULT_GUIDANCE),
-                          gr.Number(0, precision=0), gr.Number(10, precision=0), gr.Textbox(SAME),
-                          gr.Number(KEEP), gr.Number(KEEP, precision=0), gr.Textbox(SAME)]
+                          gr.Number(2, precision=0), gr.Textbox(sampler0), gr.Number(20, precision=0),
+                          gr.Number(guidance0), gr.Number(0, precision=0), gr.Number(10, precision=0),
+                          gr.Textbox(SAME), gr.Number(KEEP), gr.Number(KEEP, precision=0), gr.Textbox(SAME)]
             api_image = gr.Image(type="pil", format="png")
             api_button = gr.Button()
     shown = [html, controls, label, guidance, seed, sampler]
