@@ -182,7 +182,8 @@ def parse_pairs(text: str, classes: Sequence[str] | None = None) -> list[Pair]:
         both, _, view = item.rpartition(":")
         split = _split_classes(both, classes)
         if split is None or not view:
-            raise ValueError(f"bad pair {item!r}: write A/B:VIEW (e.g. 6/9:rot180) or LOW/HIGH:hybrid")
+            known = f"; classes: {', '.join(map(str, classes))}" if classes is not None and both.count("/") > 1 else ""
+            raise ValueError(f"bad pair {item!r}: write A/B:VIEW (e.g. 6/9:rot180) or LOW/HIGH:hybrid{known}")
         if view != "hybrid":
             get_view(view)
         pairs.append(Pair(*split, view))
