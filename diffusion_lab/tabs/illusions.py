@@ -174,8 +174,8 @@ def anagram_column(ui: UI):
     a, b, view0 = presets(model, ANAGRAMS, "rot180")[0]
     gr.Markdown("### Visual anagram\nOne image that reads as class A as it is, and as class B when "
                 "transformed: at every step the model's noise estimates for both views are averaged. The "
-                "transform matters more than any setting: 3/8 works mirrored and never negated, 1/7 works "
-                "upside down far more often than mirrored.", elem_classes="help")
+                "transform matters more than any setting: 1/7 works upside down far more often than mirrored, "
+                "and a negated anagram never works on a black background.", elem_classes="help")
     with gr.Row():
         class_a = gr.Dropdown(names, value=a, allow_custom_value=True, label="Class A (as is)")
         class_b = gr.Dropdown(names, value=b, allow_custom_value=True, label="Class B (transformed)")
