@@ -70,7 +70,8 @@ def hybrid_readings(model: DiffusionModel, low_label, high_label, factor: int = 
 def score(classifier: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, readings: Sequence[Reading],
           temperature: float = DEFAULT_TEMPERATURE) -> dict[str, torch.Tensor]:
     """Score (B, C, H, W) images in [-1, 1] under ``readings``: a dict of ``probs`` (B, R), ``alignment``,
-    ``concealment``, ``score`` (B,) floats, ``read`` (B, R) and ``accepted`` (B,) bools, on the CPU (see the module doc)."""
+    ``concealment``, ``score`` (B,) floats, ``read`` (B, R) and ``accepted`` (B,) bools, on the CPU (see the
+    module doc)."""
     if len(readings) < 2:
         raise ValueError("an illusion has at least two readings")
     if temperature <= 0:
@@ -160,8 +161,8 @@ PRESETS: dict[str, list[Pair]] = {
               Pair("0", "6", "hybrid")],
     "letters": [Pair("A", "V", "flip_v"), Pair("L", "T", "rot180"), Pair("N", "Z", "rot90"), Pair("M", "W", "flip_v"),
                 Pair("E", "F", "flip_v"), Pair("D", "O", "hybrid")],
-    "fashion": [Pair("Trouser", "Dress", "flip_v"), Pair("Sandal", "Sneaker", "flip_h"), Pair("Pullover", "Coat", "hybrid"),
-                Pair("Ankle boot", "Sneaker", "hybrid")],
+    "fashion": [Pair("Trouser", "Dress", "flip_v"), Pair("Sandal", "Sneaker", "flip_h"),
+                Pair("Pullover", "Coat", "hybrid"), Pair("Ankle boot", "Sneaker", "hybrid")],
 }
 
 

@@ -245,7 +245,8 @@ def anagram(model: DiffusionModel, parts: Sequence[tuple[object, str | View]], n
     if len(parts) < 2:
         raise ValueError("an anagram needs at least two (label, view) pairs")
     if guidances is not None and (len(guidances) != len(parts) or any(not 0 <= g <= MAX_GUIDANCE for g in guidances)):
-        raise ValueError(f"give one guidance scale in [0, {MAX_GUIDANCE}] per view ({len(parts)}), got {list(guidances)}")
+        raise ValueError(f"give one guidance scale in [0, {MAX_GUIDANCE}] per view ({len(parts)}), "
+                         f"got {list(guidances)}")
     if not isinstance(repeats, int) or repeats < 0:
         raise ValueError(f"repeats must be a non-negative integer, got {repeats!r}")
     _check_batch(n * len(parts))

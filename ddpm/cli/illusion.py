@@ -168,7 +168,8 @@ def run_evaluate(args) -> int:
         model = load(args.model)
         if model.dataset is None:
             raise ValueError(f"model {model.name!r} names no dataset, so there is no classifier to score it")
-        pairs = illusions.parse_pairs(args.pairs or ",".join(map(str, illusions.PRESETS.get(model.dataset, []))), model.classes)
+        presets = ",".join(map(str, illusions.PRESETS.get(model.dataset, [])))
+        pairs = illusions.parse_pairs(args.pairs or presets, model.classes)
         ranker = classifier_for(model.dataset, log=lambda m: print(m, file=sys.stderr))
         grader = illusions.grader_for(model.dataset, log=lambda m: print(m, file=sys.stderr))
         print(illusions.format_table([]))
