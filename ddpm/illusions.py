@@ -10,7 +10,8 @@ classifier (any module mapping (B, C, H, W) images in [-1, 1] to (B, K) logits) 
 - ``concealment`` (B,): the R x R matrix S_ij = logit of class_j under view_i, softmaxed with
   temperature ``tau`` along rows and along columns, each averaged over its diagonal, and the two
   averaged: 1 when every view reads as its own class and none as another reading's class;
-- ``accepted`` (B,): the classifier's argmax is the intended class in every reading;
+- ``read`` (B, R): the classifier's argmax is the intended class in that reading;
+- ``accepted`` (B,): ... in every reading (``read.all(-1)``);
 - ``score`` (B,): what best-of-N ranks by (the alignment).
 
 Best of N: a recipe samples ``n * best_of`` candidates in one batched job; :func:`pick_best` keeps, of
@@ -30,17 +31,6 @@ from .defaults import (AFAR_FACTOR, DEFAULT_HIGH_GUIDANCE, DEFAULT_ILLUSION_GUID
 from .views import View, area_down, get_view
 
 DEFAULT_TEMPERATURE = 1.0
-
-# Pairs that work on the first try (A/B:VIEW, LOW/HIGH:hybrid), as measured by ``evaluate_pairs``
-# (32 samples, dpm++ 20 steps, guidance 3; single-sample acceptance by an independent grader):
-# mnist 6/9:rot180 1.00, 2/5:flip_v 0.97, 8/3:hybrid 0.97 (area split; the Gaussian split gave 0.12);
-# letters A/V:flip_v 1.00, L/T:rot180 1.00, N/Z:rot90 and M/W:flip_v 1.00 (the last two measured before #21). Fashion and emoji have no measured
-# presets yet (emoji's classes are CLDR categories and may change with the dataset).
-PRESETS: dict[str, list[str]] = {
-    "mnist": ["6/9:rot180", "2/5:flip_v", "8/3:hybrid", "9/4:hybrid", "0/6:hybrid"],  # 9/4, 0/6: as best of 8 (0.96, 0.82)
-    "letters": ["A/V:flip_v", "L/T:rot180", "N/Z:rot90", "M/W:flip_v"],
-}
-
 
 def from_afar(x: torch.Tensor, factor: int = AFAR_FACTOR) -> torch.Tensor:
     """The image seen from afar, at its own size: area-downsampled by ``factor`` (28 px -> 7 px) and
@@ -80,7 +70,8 @@ def hybrid_readings(model: DiffusionModel, low_label, high_label, factor: int = 
 def score(classifier: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, readings: Sequence[Reading],
           temperature: float = DEFAULT_TEMPERATURE) -> dict[str, torch.Tensor]:
     """Score (B, C, H, W) images in [-1, 1] under ``readings``: a dict of ``probs`` (B, R), ``alignment``,
-    ``concealment``, ``score`` (B,) floats and ``accepted`` (B,) bools, on the CPU (see the module doc)."""
+    ``concealment``, ``score`` (B,) floats, ``read`` (B, R) and ``accepted`` (B,) bools, on the CPU (see the
+    module doc)."""
     if len(readings) < 2:
         raise ValueError("an illusion has at least two readings")
     if temperature <= 0:
@@ -98,10 +89,10 @@ def score(classifier: Callable[[torch.Tensor], torch.Tensor], images: torch.Tens
     matrix = logits[:, :, labels] / temperature  # (B, R, R): S_ij, view i scored for class j
     concealment = (matrix.softmax(-1).diagonal(dim1=1, dim2=2).mean(-1) +
                    matrix.softmax(-2).diagonal(dim1=1, dim2=2).mean(-1)) / 2
-    accepted = (logits.argmax(-1) == labels).all(-1)
+    read = logits.argmax(-1) == labels
     alignment = probs.min(-1).values
-    return {"probs": probs, "alignment": alignment, "concealment": concealment, "accepted": accepted,
-            "score": alignment}
+    return {"probs": probs, "alignment": alignment, "concealment": concealment, "read": read,
+            "accepted": read.all(-1), "score": alignment}
 
 
 def check_candidates(n: int, best_of: int) -> None:
@@ -154,26 +145,66 @@ class Pair:
         return f"{self.first}/{self.second}:{self.view}"
 
 
-def parse_pairs(text: str) -> list[Pair]:
-    """"6/9:rot180,0/1:hybrid" -> Pairs (view names as ``views.get_view`` takes them)."""
+# Pairs that work on the first try (A/B:VIEW, LOW/HIGH:hybrid), measured by ``evaluate_pairs`` (32 samples,
+# dpm++ 20 steps, guidance 3, the recipes' defaults; single-sample acceptance by the independent grader, and
+# best of 8; docs/MEASUREMENTS.md). The first of each kind is the app's default, the first two its examples:
+# pairs that are each other's view come first, since two classifiers accepting an anagram is not a person
+# reading it (the mirrored 3 of 3/8 is read as an 8 by both, a person sees a backwards 3). Single / best of
+# 8: mnist 6/9 1.00 / 1.00, 2/5 0.97 / 1.00, 1/7 upside down 0.69 / 0.99 (mirrored: 0.22 / 0.61), 3/8 mirrored
+# 1.00 / 1.00 (negated: 0.00), hybrids 8/3 1.00 / 1.00, 8/5 0.91 / 1.00, 8/2 0.81 / 1.00, 9/4 0.47 / 0.96,
+# 0/6 0.22 / 0.82; letters E/F upside down 0.97 / 1.00 (mirrored: 0.12 / 0.44), the others 1.00, hybrid D/O
+# 0.28 / 0.67 (the best letters hybrid: the grader reads real letters from afar 0.48 of the time); fashion
+# 0.94 / 1.00, 0.75 / 0.81, hybrids 0.59 / 1.00 and 0.75 / 1.00.
+PRESETS: dict[str, list[Pair]] = {
+    "mnist": [Pair("6", "9", "rot180"), Pair("2", "5", "flip_v"), Pair("1", "7", "flip_v"), Pair("3", "8", "flip_h"),
+              Pair("8", "3", "hybrid"), Pair("8", "5", "hybrid"), Pair("8", "2", "hybrid"), Pair("9", "4", "hybrid"),
+              Pair("0", "6", "hybrid")],
+    "letters": [Pair("A", "V", "flip_v"), Pair("L", "T", "rot180"), Pair("N", "Z", "rot90"), Pair("M", "W", "flip_v"),
+                Pair("E", "F", "flip_v"), Pair("D", "O", "hybrid")],
+    "fashion": [Pair("Trouser", "Dress", "flip_v"), Pair("Sandal", "Sneaker", "flip_h"),
+                Pair("Pullover", "Coat", "hybrid"), Pair("Ankle boot", "Sneaker", "hybrid")],
+}
+
+
+def _split_classes(text: str, classes: Sequence[str] | None) -> tuple[str, str] | None:
+    """"A/B" -> (A, B); with ``classes``, at the one "/" that leaves a class name on each side, so names
+    with a slash in them ("T-shirt/top/Pullover" of fashion) split right (names in any case; indices too)."""
+    cuts = [i for i, c in enumerate(text) if c == "/"]
+    if classes is not None:
+        names = {str(c).strip().lower() for c in classes}
+        fits = [(text[:i].strip(), text[i + 1:].strip()) for i in cuts
+                if text[:i].strip().lower() in names and text[i + 1:].strip().lower() in names]
+        if fits:
+            return fits[0]
+    if len(cuts) == 1 and text[:cuts[0]].strip() and text[cuts[0] + 1:].strip():
+        return text[:cuts[0]].strip(), text[cuts[0] + 1:].strip()
+    return None
+
+
+def parse_pairs(text: str, classes: Sequence[str] | None = None) -> list[Pair]:
+    """"6/9:rot180,0/1:hybrid" -> Pairs (view names as ``views.get_view`` takes them). ``classes`` (the
+    model's class names) lets a name hold a slash: "T-shirt/top/Pullover:flip_v"."""
     pairs = []
     for item in filter(None, (s.strip() for s in str(text).split(","))):
-        classes, _, view = item.rpartition(":")
-        first, slash, second = classes.partition("/")
-        if not (slash and first and second and view):
-            raise ValueError(f"bad pair {item!r}: write A/B:VIEW (e.g. 6/9:rot180) or LOW/HIGH:hybrid")
+        both, _, view = item.rpartition(":")
+        split = _split_classes(both, classes)
+        if split is None or not view:
+            known = f"; classes: {', '.join(map(str, classes))}" if classes is not None and both.count("/") > 1 else ""
+            raise ValueError(f"bad pair {item!r}: write A/B:VIEW (e.g. 6/9:rot180) or LOW/HIGH:hybrid{known}")
         if view != "hybrid":
             get_view(view)
-        pairs.append(Pair(first, second, view))
+        pairs.append(Pair(*split, view))
     if not pairs:
         raise ValueError("no pairs given: write A/B:VIEW,... (e.g. 6/9:rot180,0/1:hybrid)")
     return pairs
 
 
 def illusion_job(model: DiffusionModel, pair: Pair, n: int, settings, factor: int = AFAR_FACTOR,
-                 high_guidance: float | None = DEFAULT_HIGH_GUIDANCE):
+                 high_guidance: float | None = DEFAULT_HIGH_GUIDANCE, guidances: Sequence[float] | None = None,
+                 repeats: int = 0):
     """(Job of ``n`` candidates, its readings) for ``pair``: a hybrid splits by ``factor`` and guides its
-    up-close part with ``high_guidance`` (None: ``settings.guidance``)."""
+    up-close part with ``high_guidance`` (None: ``settings.guidance``); an anagram takes ``recipes.anagram``'s
+    per-view ``guidances`` and time-travel ``repeats``."""
     from . import recipes
 
     if pair.kind == "hybrid":
@@ -181,7 +212,8 @@ def illusion_job(model: DiffusionModel, pair: Pair, n: int, settings, factor: in
                              high_guidance=high_guidance)
         return job, hybrid_readings(model, pair.first, pair.second, factor)
     parts = [(pair.first, "identity"), (pair.second, pair.view)]
-    return recipes.anagram(model, parts, n=n, settings=settings), anagram_readings(model, parts)
+    job = recipes.anagram(model, parts, n=n, settings=settings, guidances=guidances, repeats=repeats)
+    return job, anagram_readings(model, parts)
 
 
 def expected_best_of(key: torch.Tensor, accepted: torch.Tensor, best_of: int) -> float:
@@ -229,11 +261,12 @@ def grader_for(dataset: str, log: Callable[[str], None] = print):
 
 def evaluate_pairs(model: DiffusionModel, pairs: Sequence[Pair], n: int, best_of: int, ranker, grader,
                    settings, factor: int = AFAR_FACTOR, high_guidance: float | None = DEFAULT_HIGH_GUIDANCE,
-                   log: Callable[[str], None] | None = None) -> list[dict]:
+                   log: Callable[[str], None] | None = None, **anagram_options) -> list[dict]:
     """Per pair, ``n`` single samples (one batched job per 64): ``single`` is the fraction the ``grader``
     accepts in every reading; ``best_of`` is the grader's acceptance of the ``ranker``'s pick among
     ``best_of`` candidates (see :func:`expected_best_of`). Two classifiers trained apart, so the ranking
-    does not grade itself. Rows are dicts (see :func:`format_table`)."""
+    does not grade itself. ``anagram_options`` go to :func:`illusion_job` (``guidances``, ``repeats``). Rows
+    are dicts (see :func:`format_table`)."""
     import time
 
     rows = []
@@ -241,7 +274,7 @@ def evaluate_pairs(model: DiffusionModel, pairs: Sequence[Pair], n: int, best_of
         started, images = time.monotonic(), []
         for i, start in enumerate(range(0, n, 64)):
             job, readings = illusion_job(model, pair, min(64, n - start), settings.with_(seed=settings.seed + i), factor,
-                                         high_guidance)
+                                         high_guidance, **(anagram_options if pair.kind == "anagram" else {}))
             images.append(job.run())
         images = torch.cat(images)
         ranked, graded = score(ranker, images, readings), score(grader, images, readings)
@@ -250,6 +283,7 @@ def evaluate_pairs(model: DiffusionModel, pairs: Sequence[Pair], n: int, best_of
                      "single": graded["accepted"].float().mean().item(), "best_of": best_of,
                      "best": expected_best_of(key, graded["accepted"], best_of),
                      "ranker_single": ranked["accepted"].float().mean().item(),
+                     "read": [round(r, 3) for r in graded["read"].float().mean(0).tolist()],
                      "probs": [round(p, 3) for p in graded["probs"].mean(0).tolist()],
                      "seconds": round(time.monotonic() - started, 1)})
         if log is not None:
@@ -259,9 +293,10 @@ def evaluate_pairs(model: DiffusionModel, pairs: Sequence[Pair], n: int, best_of
 
 def format_table(rows: Sequence[dict], header: bool = True) -> str:
     """Rows from :func:`evaluate_pairs` -> a Markdown table."""
-    lines = ["| model | pair | single accepted | best of K accepted | ranker's single | mean p per reading | seconds |",
-             "|---|---|---|---|---|---|---|"] if header else []
+    lines = ["| model | pair | single accepted | best of K accepted | accepted per reading | ranker's single | "
+             "mean p per reading | seconds |", "|---|---|---|---|---|---|---|---|"] if header else []
     for r in rows:
         lines.append(f"| {r['model']} | {r['pair']} | {r['single']:.2f} | {r['best']:.2f} (K={r['best_of']}) | "
-                     f"{r['ranker_single']:.2f} | {', '.join(f'{p:.2f}' for p in r['probs'])} | {r['seconds']:.0f} |")
+                     f"{' / '.join(f'{a:.2f}' for a in r['read'])} | {r['ranker_single']:.2f} | "
+                     f"{', '.join(f'{p:.2f}' for p in r['probs'])} | {r['seconds']:.0f} |")
     return "\n".join(lines)

@@ -233,23 +233,36 @@ def inpaint(model: DiffusionModel, image: torch.Tensor, mask: torch.Tensor, labe
 
 
 def anagram(model: DiffusionModel, parts: Sequence[tuple[object, str | View]], n: int = 1,
-            settings: Settings = Settings()) -> Job:
+            settings: Settings = Settings(), guidances: Sequence[float] | None = None, repeats: int = 0) -> Job:
     """A visual anagram: an image that reads as ``label_i`` when seen through ``view_i``.
 
     ``parts`` is a list of (label, view) pairs, usually [(A, "identity"), (B, "flip_v")]; the noise
-    estimates of all views, each mapped back by its inverse, are averaged at every step.
+    estimates of all views, each mapped back by its inverse, are averaged at every step. ``guidances``
+    gives each view its own guidance scale (None: ``settings.guidance`` for all). ``repeats > 0`` is
+    time travel (ddpm/ddim only): every step is taken ``1 + repeats`` times, re-noising back up in between
+    (RePaint's resampling with jumps of one step), so the views have more chances to agree.
     """
     if len(parts) < 2:
         raise ValueError("an anagram needs at least two (label, view) pairs")
+    if guidances is not None and (len(guidances) != len(parts) or any(not 0 <= g <= MAX_GUIDANCE for g in guidances)):
+        raise ValueError(f"give one guidance scale in [0, {MAX_GUIDANCE}] per view ({len(parts)}), "
+                         f"got {list(guidances)}")
+    if not isinstance(repeats, int) or repeats < 0:
+        raise ValueError(f"repeats must be a non-negative integer, got {repeats!r}")
     _check_batch(n * len(parts))
     views = [get_view(v) for _, v in parts]
     for v in views:
         v.check(model.image_size, model.image_size)
-    terms = [Part(_labels(model, label, batch=n) if label is not None else None, v, v.inverse)
-             for (label, _), v in zip(parts, views)]
+    terms = [Part(_labels(model, label, batch=n) if label is not None else None, v, v.inverse,
+                  None if guidances is None else float(g))
+             for (label, _), v, g in zip(parts, views, guidances or [None] * len(parts))]
     eps_fn = composite_estimate(model.denoiser, terms, "mean", settings.guidance, settings.dtype,
                                 _forward(model, settings))
-    return _job(model, settings, eps_fn, None, shape=(n, model.channels, model.image_size, model.image_size))
+    plan = None
+    if repeats:
+        plan = repaint_plan(model.schedule.sampler(settings.sampler, settings.steps).timesteps, 1, 1 + repeats)
+    return _job(model, settings, eps_fn, None, shape=(n, model.channels, model.image_size, model.image_size),
+                plan=plan)
 
 
 def hybrid(model: DiffusionModel, low_label, high_label, sigma: float | None = None, n: int = 1,

@@ -61,6 +61,7 @@ def test_a_plain_class_a_image_scores_low_on_the_other_view(anagram_world):
     classifier, templates = anagram_world
     s = score(classifier, templates[:1], readings(("identity", 0), ("flip_v", 2)))
     assert s["accepted"].tolist() == [False]
+    assert s["read"].tolist() == [[True, False]]  # read right as is, wrong flipped
     assert s["probs"][0, 0] > 0.999 and s["probs"][0, 1] < 1e-3
     assert s["alignment"].item() < 1e-3
     # (concealment only compares the pair's own classes, so it need not be low here: alignment is the test)
@@ -181,6 +182,25 @@ def test_parse_pairs_reads_views_and_hybrids_and_refuses_bad_ones():
             illusions.parse_pairs(bad)
 
 
+def test_parse_pairs_splits_class_names_with_a_slash_at_the_cut_that_leaves_two_classes():
+    fashion = ["T-shirt/top", "Trouser", "Dress"]
+    pairs = illusions.parse_pairs("T-shirt/top/Dress:flip_v,trouser/T-shirt/top:hybrid", fashion)
+    assert [(p.first, p.second) for p in pairs] == [("T-shirt/top", "Dress"), ("trouser", "T-shirt/top")]
+    with pytest.raises(ValueError, match="bad pair"):  # two slashes and no class names to say which cut
+        illusions.parse_pairs("T-shirt/top/Dress:flip_v")
+
+
+def test_every_preset_names_classes_and_views_of_its_bundled_model():
+    for dataset, pairs in illusions.PRESETS.items():
+        model = ddpm.load(dataset)
+        assert pairs and pairs[0].kind == "anagram"  # the app's default anagram comes first
+        for pair in pairs:
+            assert {pair.first, pair.second} <= set(model.classes), (dataset, str(pair))
+            assert illusions.parse_pairs(str(pair), model.classes) == [pair]  # the command line reads it back
+            if pair.kind == "anagram":
+                get_view(pair.view).check(model.image_size, model.image_size)
+
+
 def test_evaluate_pairs_gives_one_row_per_pair_in_the_unit_range(tiny_model):
     model = tiny_model()
     classifier = template_classifier(rand_images(3, seed=8))
@@ -191,7 +211,39 @@ def test_evaluate_pairs_gives_one_row_per_pair_in_the_unit_range(tiny_model):
     for r in rows:
         assert 0 <= r["single"] <= 1 and 0 <= r["best"] <= 1 and r["n"] == 4 and len(r["probs"]) == 2
         assert r["single"] == r["ranker_single"]  # one classifier: its own grade
+        assert len(r["read"]) == 2 and min(r["read"]) >= r["single"]  # accepted in all => in each
     assert illusions.format_table(rows).count("\n") == 3
+
+
+def test_anagram_per_view_guidance_guides_each_view_by_its_own_scale(tiny_model):
+    model = tiny_model()
+    x, t, den = torch.randn(2, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(11)), 20, model.denoiser
+    parts = [("zero", "identity"), ("one", "flip_v")]
+    shared = ddpm.anagram(model, parts, n=2, settings=ddpm.Settings(guidance=2.0))
+    same = ddpm.anagram(model, parts, n=2, settings=ddpm.Settings(guidance=9.0), guidances=[2.0, 2.0])
+    torch.testing.assert_close(same.eps_fn(x, t), shared.eps_fn(x, t), rtol=0, atol=1e-5)
+    job = ddpm.anagram(model, parts, n=2, settings=ddpm.Settings(guidance=2.0), guidances=[2.0, 5.0])
+    with torch.no_grad():
+        null = torch.full((2,), 3)
+        c0, u0 = den(x, t, torch.tensor([0, 0])), den(x, t, null)
+        c1, u1 = den(x.flip(-2), t, torch.tensor([1, 1])), den(x.flip(-2), t, null)
+        by_hand = ((u0 + 2 * (c0 - u0)) + (u1 + 5 * (c1 - u1)).flip(-2)) / 2
+    torch.testing.assert_close(job.eps_fn(x, t), by_hand, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="one guidance scale"):
+        ddpm.anagram(model, parts, guidances=[2.0])
+
+
+def test_anagram_repeats_take_every_step_again_after_renoising(tiny_model):
+    model = tiny_model()
+    parts = [("zero", "identity"), ("one", "flip_v")]
+    job = ddpm.anagram(model, parts, settings=ddpm.Settings(sampler="ddpm", steps=5), repeats=2)
+    assert job.num_model_steps == 5 + 2 * 4  # the last step (onto the clean image) is not repeated
+    assert sorted(set(job.plan)) == sorted(ddpm.anagram(model, parts, settings=ddpm.Settings(sampler="ddpm", steps=5)).plan)
+    assert job.run().shape == (1, 1, SIZE, SIZE)
+    with pytest.raises(ValueError, match="cannot resample"):
+        ddpm.anagram(model, parts, settings=ddpm.Settings(sampler="dpm++", steps=5), repeats=1)
+    with pytest.raises(ValueError, match="repeats"):
+        ddpm.anagram(model, parts, repeats=-1)
 
 
 def test_hybrid_recipe_splits_by_the_area_projection_by_default(tiny_model):

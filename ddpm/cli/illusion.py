@@ -30,6 +30,22 @@ def _sampling(parser: argparse.ArgumentParser, guidance: float) -> None:
     parser.add_argument("--seed", type=nonneg_int, default=0, help="seed (default 0)")
 
 
+def _anagram_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--view-guidance", default=None, metavar="G1,G2",
+                        help="anagrams: each view's own guidance, as is first (default: --guidance for both)")
+    parser.add_argument("--repeats", type=nonneg_int, default=0,
+                        help="anagrams: time travel, every step taken 1 + R times (ddpm/ddim only; default 0)")
+
+
+def _view_guidance(args) -> list[float] | None:
+    if args.view_guidance is None:
+        return None
+    try:
+        return [float(g) for g in args.view_guidance.split(",")]
+    except ValueError:
+        raise ValueError(f"--view-guidance takes numbers separated by commas, got {args.view_guidance!r}") from None
+
+
 def add_illusion_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Subcommands ``anagram`` and ``hybrid`` of ``python -m ddpm illusion``; each sets ``run``."""
     sub = parser.add_subparsers(dest="illusion", required=True)
@@ -39,6 +55,7 @@ def add_illusion_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
         p.add_argument("--classes", required=True, help="A,B" if kind == "anagram" else "LOW,HIGH (from afar, up close)")
         if kind == "anagram":
             p.add_argument("--view", required=True, help="the second view: flip_v, flip_h, rot90, rot180, negate, ...")
+            _anagram_options(p)
         else:
             split = p.add_mutually_exclusive_group()
             split.add_argument("--sigma", type=float, default=None, help="split by a Gaussian blur of this std (px)")
@@ -62,6 +79,11 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     parser.add_argument("--n", type=positive_int, default=32, help="single samples per pair (default 32)")
     parser.add_argument("--best-of", type=positive_int, default=8, help="K for the best-of-K column (default 8)")
     _sampling(parser, DEFAULT_ILLUSION_GUIDANCE)
+    _anagram_options(parser)
+    parser.add_argument("--factor", type=int, default=AFAR_FACTOR,
+                        help=f"hybrids: split and see from afar at 1/F (default {AFAR_FACTOR})")
+    parser.add_argument("--high-guidance", type=float, default=DEFAULT_HIGH_GUIDANCE,
+                        help=f"hybrids: the up-close part's own guidance (default {DEFAULT_HIGH_GUIDANCE:g})")
     parser.set_defaults(run=run_evaluate)
     return parser
 
@@ -88,7 +110,8 @@ def make(args) -> tuple:
     total = args.n * args.best_of
     if args.illusion == "anagram":
         parts = [(classes[0], "identity"), (classes[1], args.view)]
-        job, readings = anagram(model, parts, n=total, settings=settings), illusions.anagram_readings(model, parts)
+        job = anagram(model, parts, n=total, settings=settings, guidances=_view_guidance(args), repeats=args.repeats)
+        readings = illusions.anagram_readings(model, parts)
     else:
         factor = None if args.sigma is not None else (args.factor or AFAR_FACTOR)
         job = hybrid(model, *classes, sigma=args.sigma, factor=factor, n=total, settings=settings,
@@ -145,12 +168,14 @@ def run_evaluate(args) -> int:
         model = load(args.model)
         if model.dataset is None:
             raise ValueError(f"model {model.name!r} names no dataset, so there is no classifier to score it")
-        pairs = illusions.parse_pairs(args.pairs or ",".join(illusions.PRESETS.get(model.dataset, [])))
+        presets = ",".join(map(str, illusions.PRESETS.get(model.dataset, [])))
+        pairs = illusions.parse_pairs(args.pairs or presets, model.classes)
         ranker = classifier_for(model.dataset, log=lambda m: print(m, file=sys.stderr))
         grader = illusions.grader_for(model.dataset, log=lambda m: print(m, file=sys.stderr))
         print(illusions.format_table([]))
-        rows = illusions.evaluate_pairs(model, pairs, args.n, args.best_of, ranker, grader, settings,
-                                        log=lambda line: print(line, flush=True))
+        rows = illusions.evaluate_pairs(model, pairs, args.n, args.best_of, ranker, grader, settings, args.factor,
+                                        args.high_guidance, log=lambda line: print(line, flush=True),
+                                        guidances=_view_guidance(args), repeats=args.repeats)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -17,13 +17,18 @@ from ..lab import UI, Lab
 from ..runs import Run, reading_lines, tracks_from
 from ..streaming import handler, stops, stream_job, ticker
 
-# Pairs that make good illusions with the bundled models, measured with `python -m ddpm evaluate-illusions`
-# (docs/MEASUREMENTS.md): the first of each works on the first try; other models start from their first two
-# classes. Hybrids: the 0 ("sigma") means the split that matches "from afar" exactly (the area split).
-ANAGRAMS = {"mnist": [("6", "9", "rot180"), ("2", "5", "flip_v"), ("1", "7", "flip_h")],
-            "letters": [("A", "V", "flip_v"), ("L", "T", "rot180"), ("N", "Z", "rot90"), ("M", "W", "flip_v")],
-            "fashion": [("Trouser", "Dress", "flip_v"), ("Sandal", "Sneaker", "flip_h")]}
-HYBRIDS = {"mnist": [("8", "3", 0.0), ("9", "4", 0.0), ("0", "6", 0.0)]}
+# Pairs that make good illusions with the bundled models: ddpm.illusions.PRESETS, measured with
+# `python -m ddpm evaluate-illusions` (docs/MEASUREMENTS.md); the first of each works on the first try; other
+# models start from their first two classes. Hybrids: the 0 ("sigma") means the split that matches "from
+# afar" exactly (the area split).
+def _preset_table(kind: str) -> dict[str, list[tuple]]:
+    table = {}
+    for dataset, items in illusions.PRESETS.items():
+        table[dataset] = [(p.first, p.second, p.view if kind == "anagram" else 0.0) for p in items if p.kind == kind]
+    return table
+
+
+ANAGRAMS, HYBRIDS = _preset_table("anagram"), _preset_table("hybrid")
 MAX_CANDIDATES = 8  # per image: a run draws images x candidates, at most illusions.MAX_CANDIDATES in all
 VIEW_LABELS = {"identity": "as is", "flip_v": "upside down", "flip_h": "mirrored", "rot180": "rotated 180°",
                "rot90": "rotated 90°", "rot270": "rotated -90°", "transpose": "transposed", "negate": "negative",
@@ -170,8 +175,9 @@ def anagram_column(ui: UI):
     names = model.classes if model is not None else []
     a, b, view0 = presets(model, ANAGRAMS, "rot180")[0]
     gr.Markdown("### Visual anagram\nOne image that reads as class A as it is, and as class B when "
-                "transformed: at every step the model's noise estimates for both views are averaged.",
-                elem_classes="help")
+                "transformed: at every step the model's noise estimates for both views are averaged. The "
+                "transform matters more than any setting: 1/7 works upside down far more often than mirrored, "
+                "and a negated anagram never works on a black background.", elem_classes="help")
     with gr.Row():
         class_a = gr.Dropdown(names, value=a, allow_custom_value=True, label="Class A (as is)")
         class_b = gr.Dropdown(names, value=b, allow_custom_value=True, label="Class B (transformed)")
