@@ -149,7 +149,7 @@ def create(ui: UI):
                 per_class = gr.Slider(1, MAX_PER_CLASS, value=2, step=1, label="Images per class",
                                       elem_id="gen-per-class")
                 sampling = sampling_controls(
-                    open=True, elem_id="gen",
+                    open=True, elem_id="gen", ui=ui,
                     sampler=default.default_sampler if default else DEFAULT_SAMPLER,
                     guidance=default.default_guidance if default else DEFAULT_GUIDANCE)
                 follow_default(ui, sampling.guidance, lambda m: m.default_guidance)
