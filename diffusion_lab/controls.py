@@ -8,7 +8,7 @@ import gradio as gr
 import ddpm
 from ddpm.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
 
-from .inputs import MAX_SEED, random_seed
+from .inputs import MAX_SEED, random_seed, user_errors
 from .lab import UI
 from .uploads import MASK_RGB, undecoded
 
@@ -74,9 +74,8 @@ def speed_control(ui: UI, sampler_box, steps_box, elem_id: str | None) -> gr.Rad
     def chosen(name, session, value):
         model = ui.lab.model(name, session)
         preset = fast_preset(model) if value == FAST else None
-        sampler, steps = preset or (model.default_sampler, DEFAULT_STEPS)
-        return sampler, steps
-    speed.input(chosen, [ui.model, ui.session, speed], [sampler_box, steps_box], api_visibility="private",
+        return preset or (model.default_sampler, DEFAULT_STEPS)
+    speed.input(user_errors(chosen), [ui.model, ui.session, speed], [sampler_box, steps_box], api_visibility="private",
                 queue=False)
     for box in (sampler_box, steps_box):
         box.input(lambda: None, None, speed, api_visibility="private", queue=False)

@@ -95,7 +95,7 @@ class Lab:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # Linux: a thread's own nice
         except (AttributeError, OSError):
             pass
-        done = []
+        done, start = [], time.perf_counter()
         for name, model in self.models.items():
             try:
                 for batch in WARM_BATCHES:  # the library's own path, as a request runs it
@@ -109,6 +109,7 @@ class Lab:
         if done:
             torch.compiler.set_stance("eager_on_recompile")
             self.compiled = frozenset(done)
+            print(f"diffusion lab: compiled {', '.join(done)} in {time.perf_counter() - start:.0f} s; runs use it now")
 
     @property
     def default(self) -> str:

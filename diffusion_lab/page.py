@@ -39,9 +39,14 @@ def launch(demo: gr.Blocks, **kwargs):
     """Queue sized for a 2-vCPU Space (one job at a time) and launch; kwargs go to ``Blocks.launch``.
     The address comes from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT when set (a Space sets them). The bundled
     models compile in the background where that pays (``Lab.start_compiling``); the page does not wait."""
-    if isinstance(lab := getattr(demo, "lab", None), Lab):
-        lab.start_compiling()
-    return demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1).launch(css=CSS_FILE.read_text(), **kwargs)
+    block = not kwargs.pop("prevent_thread_lock", False)
+    result = demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1).launch(
+        css=CSS_FILE.read_text(), prevent_thread_lock=True, **kwargs)
+    if isinstance(lab := getattr(demo, "lab", None), Lab):  # once the server is up: started before, the compile
+        lab.start_compiling()                                # slowed Gradio's start past its localhost check
+    if block:
+        demo.block_thread()
+    return result
 
 
 def serve(create: Callable[[UI], object]) -> None:
