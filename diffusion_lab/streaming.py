@@ -94,7 +94,9 @@ def handler(fn: Callable, lab, outputs: dict[str, gr.components.Component] | Non
     # Gradio passes the request to a positional parameter annotated gr.Request (after the inputs and Progress)
     event.__signature__ = inspect.Signature([*params, inspect.Parameter(
         "request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=gr.Request)])
-    event.__annotations__ = {"request": gr.Request}
+    # the inputs' own annotations stay (gr.EventData is found by its annotation too); ``lab``'s would not resolve here
+    names = {p.name for p in params}
+    event.__annotations__ = {**{k: v for k, v in fn.__annotations__.items() if k in names}, "request": gr.Request}
     return user_errors(event)
 
 

@@ -74,6 +74,17 @@ def test_an_api_client_is_streamed_statuses_and_only_the_last_pictures():
     assert list(event(1)) == page, "called without a request (a test, a script): as the page"
 
 
+def test_a_handler_keeps_its_inputs_annotations_beside_the_request():
+    import typing
+
+    import gradio as gr
+
+    def fn(lab_, value, evt: gr.EventData, progress=None):
+        return {}
+    hints = typing.get_type_hints(streaming.handler(fn, None, {}))  # what Gradio reads to inject evt and request
+    assert hints == {"evt": gr.EventData, "request": gr.Request}
+
+
 # -- 3. compiling in the background -------------------------------------------------------------------------
 def test_compile_is_wanted_on_a_gpu_never_on_zerogpu_and_the_env_var_decides(monkeypatch):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
