@@ -24,6 +24,7 @@ def build(models: dict[str, ddpm.DiffusionModel] | None, tabs: list[Callable[[UI
         models, problems = load_bundled()
     lab = Lab(models, problems)
     with gr.Blocks(title="Diffusion Lab", delete_cache=(FILE_TTL, FILE_TTL)) as demo:
+        demo.lab = lab  # launch starts its background compilation
         ui = header(lab)
         with gr.Tabs(overflow_behavior="wrap", elem_id="tabs"):  # no tab hidden behind a "..." on a phone
             listeners = [create(ui) for create in tabs]
@@ -36,8 +37,16 @@ def build(models: dict[str, ddpm.DiffusionModel] | None, tabs: list[Callable[[UI
 
 def launch(demo: gr.Blocks, **kwargs):
     """Queue sized for a 2-vCPU Space (one job at a time) and launch; kwargs go to ``Blocks.launch``.
-    The address comes from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT when set (a Space sets them)."""
-    return demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1).launch(css=CSS_FILE.read_text(), **kwargs)
+    The address comes from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT when set (a Space sets them). The bundled
+    models compile in the background where that pays (``Lab.start_compiling``); the page does not wait."""
+    block = not kwargs.pop("prevent_thread_lock", False)
+    result = demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1).launch(
+        css=CSS_FILE.read_text(), prevent_thread_lock=True, **kwargs)
+    if isinstance(lab := getattr(demo, "lab", None), Lab):  # once the server is up: started before, the compile
+        lab.start_compiling()                                # slowed Gradio's start past its localhost check
+    if block:
+        demo.block_thread()
+    return result
 
 
 def serve(create: Callable[[UI], object]) -> None:

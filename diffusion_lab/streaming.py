@@ -30,15 +30,22 @@ except ImportError:  # pragma: no cover - spaces is in requirements.txt
         return fn
 
 MAX_FRAMES = 60          # steps kept per run for the scrubber (all up to 60, evenly thinned beyond)
-PREVIEW_SECONDS = 0.25   # at most ~4 streamed previews a second
+PREVIEW_SECONDS = 0.5    # at most 2 streamed previews a second (each is drawn, encoded and fetched)
 SO_FAR = " · predicted x0 so far"  # the end of a running Generate status
+PICTURES = (gr.Image, gr.Gallery, gr.File)  # outputs that a client downloads, file by file
 
 
 def handler(fn: Callable, lab, outputs: dict[str, gr.components.Component] | None = None) -> Callable:
     """``fn(lab, *inputs)`` -> the event function of ``inputs`` alone: run on a GPU where the Space lends one
     (``gpu``; ``lab`` and its models stay out of what ZeroGPU pickles), its ValueErrors shown as readable
-    errors, and its yielded or returned ``{name: value}`` dicts sent to ``outputs[name]``."""
+    errors, and its yielded or returned ``{name: value}`` dicts sent to ``outputs[name]``.
+
+    An API client (gradio_client marks its calls ``x-gradio-user: api``) is streamed a generator's statuses
+    but only the last result's pictures: the client downloads every picture it is sent, opening a new HTTPS
+    client each time (about 0.1 s of CPU on a 2-core machine, more than drawing the preview), for previews
+    that ``predict`` never returns. The page gets every preview."""
     params = list(inspect.signature(fn).parameters.values())[1:]  # gr.Progress is found in the signature
+    pictures = {name for name, c in (outputs or {}).items() if isinstance(c, PICTURES)}
 
     def named(result):
         if outputs is None or not isinstance(result, dict):
@@ -48,26 +55,54 @@ def handler(fn: Callable, lab, outputs: dict[str, gr.components.Component] | Non
             raise KeyError(f"{fn.__name__} named outputs it does not have: {sorted(unknown)}")
         return {outputs[name]: value for name, value in result.items()}
 
+    def split(args, kwargs) -> tuple[tuple, gr.Request | None]:
+        """(the inputs, the request): Gradio passes the request last, as one more positional argument."""
+        if kwargs:
+            raise TypeError(f"{fn.__name__} takes its inputs by position, got {sorted(kwargs)}")
+        return (args[:-1], args[-1]) if len(args) == len(params) + 1 else (args, None)
+
     if inspect.isgeneratorfunction(fn):
         def run(*args, **kwargs):
             yield from fn(lab, *args, **kwargs)
         on_gpu = gpu(run)
 
         def event(*args, **kwargs):
-            for result in on_gpu(*args, **kwargs):
-                yield named(result)
+            args, request = split(args, kwargs)
+            if not (pictures and from_api(request)):
+                for result in on_gpu(*args):
+                    yield named(result)
+                return
+            held = None  # a result is the last one only once the generator ends: each is sent one step late
+            for result in on_gpu(*args):
+                if isinstance(held, dict) and (light := {k: v for k, v in held.items() if k not in pictures}):
+                    yield named(light)
+                held = result
+            if held is not None:
+                yield named(held)
     else:
         def run(*args, **kwargs):
             return fn(lab, *args, **kwargs)
         on_gpu = gpu(run)
 
         def event(*args, **kwargs):
-            return named(on_gpu(*args, **kwargs))
+            return named(on_gpu(*split(args, kwargs)[0]))
+
     for f in (run, event):
         functools.update_wrapper(f, fn)
         del f.__wrapped__
         f.__signature__ = inspect.Signature(params)
+    # Gradio passes the request to a positional parameter annotated gr.Request (after the inputs and Progress)
+    event.__signature__ = inspect.Signature([*params, inspect.Parameter(
+        "request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=gr.Request)])
+    # the inputs' own annotations stay (gr.EventData is found by its annotation too); ``lab``'s would not resolve here
+    names = {p.name for p in params}
+    event.__annotations__ = {**{k: v for k, v in fn.__annotations__.items() if k in names}, "request": gr.Request}
     return user_errors(event)
+
+
+def from_api(request: gr.Request | None) -> bool:
+    """Whether a call comes from an API client (gradio_client), not the page."""
+    return request is not None and (request.headers or {}).get("x-gradio-user") == "api"
 
 
 def every(job: ddpm.Job) -> int:

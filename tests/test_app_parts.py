@@ -131,7 +131,7 @@ def test_handlers_send_named_outputs_and_refuse_unknown_names(models):
         yield {"status": "done", "image": lab}
     event = streaming.handler(fn, "LAB", outputs)
     assert list(event(1)) == [{"STATUS-BOX": "got 1"}, {"STATUS-BOX": "done", "IMAGE-BOX": "LAB"}]
-    assert list(inspect.signature(event).parameters) == ["value", "progress"], "what Gradio reads"
+    assert list(inspect.signature(event).parameters) == ["value", "progress", "request"], "what Gradio reads"
 
     def unknown(lab):
         yield {"chart": 1}
