@@ -40,6 +40,7 @@ MAX_COLUMNS = 8
 MAX_WORK = 4000          # image-steps per comparison (8 images x 500 steps): about a minute on a 2-vCPU Space
 FRAMES = 20              # frames kept per column (evenly thinned), then the result
 STREAM_SECONDS = 1.0     # at most one streamed update a second (each carries the newly finished columns)
+NOUN = {"sampler": "sampler", "steps": "step count", "guidance": "guidance scale"}
 LABEL = {name: text for text, name in SAMPLER_LABELS}
 EMPTY = "Press Compare: the columns appear here, each from the same starting noise, and scrub together."
 
@@ -190,11 +191,10 @@ def compare(lab: Lab, model, classes, vary, values, n, sampler, steps, guidance,
         raise ValueError(f"this comparison is {comparison.cost:,} image-steps ({n} images x "
                          f"{sum(len(c.timesteps) for c in comparison.columns):,} steps over its columns); "
                          f"the limit here is {MAX_WORK:,}: ask for fewer images or fewer steps")
-    what = (f"{plural(len(vals), vary if vary != 'steps' else 'step count')} · "
-            f"{plural(n, 'image')} each ({', '.join(dict.fromkeys(labels))})" if labels else
-            f"{plural(len(vals), vary)} · {plural(n, 'image')} each")
-    board = Board(comparison, [column_label(vary, v) for v in vals],
-                  f"{model.name} · {what} · one starting noise · {fixed_text(vary, base)}", n)
+    what = f"{plural(len(vals), NOUN[vary])} · {plural(n, 'image')} each" + (
+        f" ({', '.join(dict.fromkeys(labels))})" if labels else "")
+    what = f"{what} · {fixed_text(vary, base)}"
+    board = Board(comparison, [column_label(vary, v) for v in vals], f"{model.name} · {what}", n)
     yield {"status": f"starting: {what}", "view": board.value(), "files": None}
     total = sum(len(c.timesteps) for c in comparison.columns)
     ends = {cols[-1] for cols in comparison.groups.values()}  # a batched sweep's columns move together
