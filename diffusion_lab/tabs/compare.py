@@ -37,7 +37,7 @@ DEFAULT_STEPS = 10       # the fixed step count of a sampler or guidance compari
 DEFAULT_IMAGES = 8       # images per column: the shared batch the classifier scores
 MAX_IMAGES = 16
 MAX_COLUMNS = 8
-MAX_WORK = 4000          # image-steps per comparison (8 images x 500 steps): about a minute on a 2-vCPU Space
+MAX_WORK = 3000          # image-steps per comparison: 1000 + 20 steps x 2 mnist images (2,040) took 92 s on a busy 2-core box
 FRAMES = 20              # frames kept per column (evenly thinned), then the result
 STREAM_SECONDS = 1.0     # at most one streamed update a second (each carries the newly finished columns)
 NOUN = {"sampler": "sampler", "steps": "step count", "guidance": "guidance scale"}
@@ -247,7 +247,7 @@ def create(ui: UI):
                                     elem_id="cmp-values")
             with gr.Column(min_width=260):
                 sampling = sampling_controls(
-                    steps=DEFAULT_STEPS, elem_id="cmp",
+                    steps=DEFAULT_STEPS, elem_id="cmp", open=True,
                     sampler=default.default_sampler if default else DEFAULT_SAMPLER,
                     guidance=default.default_guidance if default else DEFAULT_GUIDANCE)
                 follow_default(ui, sampling.guidance, lambda m: m.default_guidance)
@@ -255,16 +255,19 @@ def create(ui: UI):
                 with gr.Row():
                     run = gr.Button("Compare", variant="primary", elem_id="cmp-run")
                     stop = gr.Button("Stop", variant="stop", elem_id="cmp-stop")
-        gr.Examples([["sampler", DEFAULT_VALUES["sampler"], DEFAULT_STEPS], ["steps", DEFAULT_VALUES["steps"], 20],
-                     ["steps", "1000, 20", 20], ["guidance", DEFAULT_VALUES["guidance"], DEFAULT_STEPS]],
-                    [vary, values, sampling.steps], label="Examples",
+        gr.Examples([["sampler", DEFAULT_VALUES["sampler"], DEFAULT_STEPS, DEFAULT_IMAGES],
+                     ["steps", DEFAULT_VALUES["steps"], DEFAULT_STEPS, DEFAULT_IMAGES], ["steps", "1000, 20", 20, 2],
+                     ["guidance", DEFAULT_VALUES["guidance"], DEFAULT_STEPS, DEFAULT_IMAGES]],
+                    [vary, values, sampling.steps, n], label="Examples",
                     example_labels=["every sampler at 10 steps", "200 / 50 / 20 / 5 steps",
                                     "1000 steps beside 20 (streams)", "guidance 0 / 1 / 3 / 7"])
         status = gr.Textbox(label="Status", interactive=False, elem_id="cmp-status")
         view = compare_view("cmp-view")
-        files = gr.File(label="Download: the results side by side (PNG)", interactive=False, elem_id="cmp-files",
-                        height=80)
+        files = gr.DownloadButton("Download the results side by side (PNG)", None, size="sm", elem_id="cmp-files")
     vary.input(lambda v: DEFAULT_VALUES.get(v, ""), vary, values, api_visibility="private", queue=False)
+    held = [sampling.sampler, sampling.steps, sampling.guidance]  # the varied one's box is greyed: it is ignored
+    vary.change(lambda v: [gr.update(interactive=v != key) for key in ("sampler", "steps", "guidance")], vary, held,
+                api_visibility="private", queue=False)
     outputs = {"status": status, "view": view, "files": files}
     event = run.click(handler(compare, lab, outputs),
                       [ui.model, classes, vary, values, n, *sampling.inputs, ui.session], list(outputs.values()),
