@@ -78,7 +78,8 @@ function show(p) {
     const f = pick(frames, a);
     if (img.getAttribute('src') !== f[panel]) img.src = f[panel];
     t.textContent = f.t < 0 ? `result · ${c.steps}/${c.steps} steps` : `t=${f.t} · ${f.k}/${c.steps} steps`;
-    const time = `${c.seconds.toFixed(c.seconds < 10 ? 2 : 1)} s` + (c.shared > 1 ? ` (one pass for ${c.shared} columns)` : '');
+    const time = `${c.seconds.toFixed(c.seconds < 10 ? 2 : 1)} s` +
+      (c.shared > 1 ? ` (one pass for ${c.shared} columns)` : '');
     const right = c.correct === null || c.correct === undefined ? '' : ` · classifier: ${c.correct}/${v.n} right`;
     meta.textContent = c.done ? time + right : `running: ${c.done_steps}/${c.steps} steps · ${time}`;
     col.classList.toggle('running', !c.done);

@@ -37,7 +37,7 @@ DEFAULT_STEPS = 10       # the fixed step count of a sampler or guidance compari
 DEFAULT_IMAGES = 8       # images per column: the shared batch the classifier scores
 MAX_IMAGES = 16
 MAX_COLUMNS = 8
-MAX_WORK = 3000          # image-steps per comparison: 1000 + 20 steps x 2 mnist images (2,040) took 92 s on a busy 2-core box
+MAX_WORK = 3000          # image-steps per comparison; 1000 + 20 steps x 2 mnist images (2,040): 92 s on a busy 2-core box
 FRAMES = 20              # frames kept per column (evenly thinned), then the result
 STREAM_SECONDS = 1.0     # at most one streamed update a second (each carries the newly finished columns)
 NOUN = {"sampler": "sampler", "steps": "step count", "guidance": "guidance scale"}
@@ -191,8 +191,9 @@ def compare(lab: Lab, model, classes, vary, values, n, sampler, steps, guidance,
         raise ValueError(f"this comparison is {comparison.cost:,} image-steps ({n} images x "
                          f"{sum(len(c.timesteps) for c in comparison.columns):,} steps over its columns); "
                          f"the limit here is {MAX_WORK:,}: ask for fewer images or fewer steps")
+    shown = list(dict.fromkeys(labels or []))
     what = f"{plural(len(vals), NOUN[vary])} · {plural(n, 'image')} each" + (
-        f" ({', '.join(dict.fromkeys(labels))})" if labels else "")
+        "" if not shown else f" ({', '.join(shown)})" if len(shown) <= 4 else f" ({len(shown)} classes)")
     what = f"{what} · {fixed_text(vary, base)}"
     board = Board(comparison, [column_label(vary, v) for v in vals], f"{model.name} · {what}", n)
     yield {"status": f"starting: {what}", "view": board.value(), "files": None}
@@ -256,7 +257,7 @@ def create(ui: UI):
                     run = gr.Button("Compare", variant="primary", elem_id="cmp-run")
                     stop = gr.Button("Stop", variant="stop", elem_id="cmp-stop")
         gr.Examples([["sampler", DEFAULT_VALUES["sampler"], DEFAULT_STEPS, DEFAULT_IMAGES],
-                     ["steps", DEFAULT_VALUES["steps"], DEFAULT_STEPS, DEFAULT_IMAGES], ["steps", "1000, 20", 20, 2],
+                     ["steps", DEFAULT_VALUES["steps"], DEFAULT_STEPS, 4], ["steps", "1000, 20", 20, 2],
                      ["guidance", DEFAULT_VALUES["guidance"], DEFAULT_STEPS, DEFAULT_IMAGES]],
                     [vary, values, sampling.steps, n], label="Examples",
                     example_labels=["every sampler at 10 steps", "200 / 50 / 20 / 5 steps",
