@@ -84,6 +84,25 @@ def test_compare_step_counts_then_scrub_them_together(browser, url):  # noqa: F8
     page.close()
 
 
+def test_the_slider_stays_where_the_user_put_it_while_a_long_column_streams(browser, url):  # noqa: F811
+    page = new_page(browser, url)
+    open_tab(page, "Compare")
+    page.locator("#cmp-vary").get_by_label("Steps").check()
+    page.locator("#cmp-values textarea").fill("400, 4")
+    n = page.locator("#cmp-n input[type=number]")
+    n.fill("1")
+    n.press("Enter")
+    page.locator("#cmp-run").click()
+    wait_done(page, "cmp-status", prefix="step ")  # the 4-step column is done, the 400-step one runs
+    slider = page.locator("#cmp-view input[type=range]")
+    slider.fill("250")
+    assert texts(page, "#cmp-view .t")[1] == "t=749 · 1/4 steps"
+    wait_done(page, "cmp-status")
+    assert slider.input_value() == "250"
+    assert texts(page, "#cmp-view .t") == ["t=749 · 100/400 steps", "t=749 · 1/4 steps"]
+    page.close()
+
+
 def test_bad_values_show_an_error_toast(browser, url):  # noqa: F811
     page = new_page(browser, url)
     open_tab(page, "Compare")
