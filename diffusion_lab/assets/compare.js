@@ -2,8 +2,8 @@
 // static, so Gradio never redraws it; this script draws each value into it. Frames live in the page: a move of
 // the shared slider swaps <img> sources with no server round trip. Every column shows its last frame at or
 // before the slider's "how far along" (0: pure noise, 1: the clean image), so runs of any length line up.
-// A streamed value sends a finished column's frames once ("frames": null afterwards: keep them); the slider
-// stays where the user put it while the other columns stream on.
+// A streamed value sends each column's new frames only (from index "from" on: keep the earlier ones); the
+// slider stays where the user put it while the columns stream on.
 const root = element.querySelector('.compare');
 const PLAY = '&#9654; Play', PAUSE = '&#10074;&#10074; Pause', END = 1000;
 let run = null, kept = [], pos = END, panel = 'x0', timer = null;
@@ -55,7 +55,7 @@ function render(v) {
     return;
   }
   if (v.run !== run) { stop(); run = v.run; kept = v.columns.map(() => []); pos = END; build(v); }
-  v.columns.forEach((c, i) => { if (c.frames) kept[i] = c.frames; });
+  v.columns.forEach((c, i) => { kept[i] = kept[i].slice(0, c.from || 0).concat(c.frames || []); });
   root.querySelector('.title').textContent = v.title;
   show(pos);
 }
