@@ -88,6 +88,7 @@ def test_the_slider_stays_where_the_user_put_it_while_a_long_column_streams(brow
     page = new_page(browser, url)
     open_tab(page, "Compare")
     page.locator("#cmp-vary").get_by_label("Steps").check()
+    page.wait_for_function("() => document.querySelector('#cmp-values textarea').value === '200, 50, 20, 5'")
     page.locator("#cmp-values textarea").fill("400, 4")
     n = page.locator("#cmp-n input[type=number]")
     n.fill("1")

@@ -2,11 +2,10 @@
 // static, so Gradio never redraws it; this script draws each value into it. Frames live in the page: a move of
 // the shared slider swaps <img> sources with no server round trip. Every column shows its last frame at or
 // before the slider's "how far along" (0: pure noise, 1: the clean image), so runs of any length line up.
-// A streamed value sends each column's new frames only (from index "from" on: keep the earlier ones); the
-// slider stays where the user put it while the columns stream on.
+// The slider stays where the user put it while the columns stream on.
 const root = element.querySelector('.compare');
 const PLAY = '&#9654; Play', PAUSE = '&#10074;&#10074; Pause', END = 1000;
-let run = null, kept = [], pos = END, panel = 'x0', timer = null;
+let run = null, pos = END, panel = 'x0', timer = null;
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -54,8 +53,7 @@ function render(v) {
     root.replaceChildren(el('div', 'empty', root.dataset.empty));
     return;
   }
-  if (v.run !== run) { stop(); run = v.run; kept = v.columns.map(() => []); pos = END; build(v); }
-  v.columns.forEach((c, i) => { kept[i] = kept[i].slice(0, c.from || 0).concat(c.frames || []); });
+  if (v.run !== run) { stop(); run = v.run; pos = END; build(v); }
   root.querySelector('.title').textContent = v.title;
   show(pos);
 }
@@ -72,7 +70,7 @@ function show(p) {
   const a = p / END;
   root.querySelectorAll('.col').forEach(col => {
     const i = +col.dataset.col, c = v.columns[i];
-    const frames = c.live && !c.done ? kept[i].concat([c.live]) : kept[i];
+    const frames = c.live && !c.done ? c.frames.concat([c.live]) : c.frames;
     const img = col.querySelector('img'), t = col.querySelector('.t'), meta = col.querySelector('.meta');
     if (!frames.length) { t.textContent = 'waiting'; meta.textContent = ''; return; }
     const f = pick(frames, a);

@@ -107,9 +107,10 @@ def _uri(arr: np.ndarray, lossy: bool) -> str:
 
 class Board:
     """The compare view as it fills in: per column its thinned frames ({"a": along, "t", "k", "x", "x0"}),
-    a live frame while it runs, its time and accuracy. ``value()`` is what the page's gr.HTML gets: while it
-    runs, each column's frames from index ``"from"`` on, the ones not sent yet (the page keeps the earlier
-    ones); the final value has every frame ("from": 0), so an API client reads it alone."""
+    a live frame while it runs, its time and accuracy. ``value()`` is what the page's gr.HTML gets, every
+    frame so far: Gradio streams a generator's yields as diffs, so only the new frames travel. (The frame
+    lists only grow: gradio 6.31's diff mis-numbers a delete inside a nested list, and its client then
+    hangs.)"""
 
     def __init__(self, comparison: explore.Comparison, labels: list[str], title: str, n: int):
         self.comparison, self.title, self.n, self.run = comparison, title, n, uuid.uuid4().hex[:8]
@@ -118,7 +119,6 @@ class Board:
         self.labels = labels
         self.frames: list[list[dict]] = [[] for _ in comparison.columns]
         self.latest: list[explore.Update | None] = [None] * len(comparison.columns)
-        self.sent = [0] * len(comparison.columns)  # frames of each column already sent
 
     def frame(self, x: torch.Tensor, x0: torch.Tensor, t: int, k: int) -> dict:
         a = 1.0 if t < 0 else explore.along(t, self.T)
@@ -137,7 +137,6 @@ class Board:
     def value(self, final: bool = False) -> dict:
         out = []
         for i, col in enumerate(self.comparison.columns):
-            first = 0 if final else self.sent[i]
             u = self.latest[i]
             live = None
             if not col.done and u is not None:  # the step just taken, for a column still running
@@ -145,9 +144,7 @@ class Board:
             out.append({"label": self.labels[i], "steps": len(col.timesteps), "done_steps": col.steps_done,
                         "seconds": round(col.seconds, 2), "shared": col.shared, "done": col.done,
                         "accuracy": col.accuracy, "correct": None if col.accuracy is None else
-                        round(col.accuracy * self.n), "from": first, "frames": self.frames[i][first:],
-                        "live": live})
-            self.sent[i] = len(self.frames[i])
+                        round(col.accuracy * self.n), "frames": list(self.frames[i]), "live": live})
         return {"run": self.run, "title": self.title, "T": self.T, "n": self.n, "final": final, "columns": out}
 
 
