@@ -303,6 +303,12 @@ class Comparison:
         job.x, job.generator = job.x.repeat(len(variants), 1, 1, 1), clones
         return job
 
+    @property
+    def cost(self) -> int:
+        """Image-steps of model work the comparison will do: over its passes, rows times model steps (a
+        guidance sweep's rows count once per column). What a shared server caps before running it."""
+        return sum(job.x.shape[0] * job.num_model_steps for job in self.jobs.values())
+
     def __iter__(self) -> Iterator[Update]:
         if self.started:
             raise RuntimeError("this comparison has already run: build a new one (same seed, same images)")

@@ -6,9 +6,9 @@ import gradio as gr
 import ddpm
 
 from .page import build, launch
-from .tabs import forward, generate, illusions, inpaint, sdedit, steps
+from .tabs import compare, forward, generate, illusions, inpaint, sdedit, steps
 
-TABS = [generate.create, steps.create, forward.create, sdedit.create, inpaint.create, illusions.create]
+TABS = [generate.create, steps.create, compare.create, forward.create, sdedit.create, inpaint.create, illusions.create]
 
 
 def build_demo(models: dict[str, ddpm.DiffusionModel] | None = None) -> gr.Blocks:

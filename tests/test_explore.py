@@ -199,6 +199,18 @@ def test_compare_reports_accuracy_with_a_classifier_and_refuses_mixed_seeds(tiny
         compare(model, LABELS, [settings(seed=1), settings(seed=2)])
 
 
+def test_compare_counts_its_work_before_running_and_shares_noise_unconditionally(tiny_model):
+    model = tiny_model()
+    sweep = compare(model, LABELS, [settings("ddim", 6, guidance=g) for g in (0.0, 3.0)] + [settings("ddpm", 4)])
+    assert sweep.cost == 2 * 3 * 6 + 3 * 4 and not sweep.started  # counted from the plans, nothing ran
+    free = ddpm.testing.tiny_model("unet2d")  # unconditional: n images, no labels, no accuracy
+    c = compare(free, None, [settings("ddim", 3), settings("dpm++", 7)], n=2, classifier=lambda x: x.flatten(1))
+    columns = c.run()
+    assert c.cost == 2 * 3 + 2 * 7 and all(col.accuracy is None and col.images.shape[0] == 2 for col in columns)
+    first, second = (job.x for job in c.jobs.values())
+    assert torch.equal(first, second)
+
+
 # -- 4. watch the class form -------------------------------------------------------------------------------------
 def brightness_classifier(x: torch.Tensor) -> torch.Tensor:
     """Three classes by mean brightness of the top half: dark, grey, light (logits, softmax-sharp)."""
