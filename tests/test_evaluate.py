@@ -8,6 +8,7 @@ import torch
 
 import ddpm
 from ddpm import evaluate as ev
+from ddpm.device import default_dtype
 from ddpm.tables import format_class_table, format_table
 from ddpm.testing import quadrant_images
 
@@ -38,10 +39,17 @@ def test_sample_images_is_balanced_and_seeded(quadrant_model):
 
 def test_evaluate_rows(quadrant_model, quadrant_classifier, monkeypatch):
     test_images, test_labels = quadrant_images(40, seed=2)
-    settings = ev.settings_from_spec("ddim:2,dpm++:3", guidance=2.0)
+    settings = ev.settings_from_spec("ddim:2,dpm++:3", guidance=2.0)  # the default precision: "auto"
     monkeypatch.setattr(quadrant_classifier, "meta", {"key": "q1234", "test_accuracy": 0.99})  # as if cached
     rows = ev.evaluate(quadrant_model, settings, n=8, classifier=quadrant_classifier, test_images=test_images,
                        test_labels=test_labels, batch=4, progress=False, log=lambda _: None)
+    ran = default_dtype(quadrant_model.device)  # each row names the precision "auto" ran at, never "auto"
+    suffix = "" if ran == "float32" else f", {ran}"
+    assert [(r["setting"], r["dtype"]) for r in rows] == [(f"ddim 2 steps, guidance 2{suffix}", ran),
+                                                          (f"dpm++ 3 steps, guidance 2{suffix}", ran)]
+    rows = ev.evaluate(quadrant_model, ev.settings_from_spec("ddim:2,dpm++:3", guidance=2.0, dtype="float32"), n=8,
+                       classifier=quadrant_classifier, test_images=test_images, test_labels=test_labels, batch=4,
+                       progress=False, log=lambda _: None)
     assert [r["setting"] for r in rows] == ["ddim 2 steps, guidance 2", "dpm++ 3 steps, guidance 2"]
     for row in rows:
         assert {"setting", "n", "accuracy", "fid", "fid_floor", "seconds"} <= row.keys()
