@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import ddpm
+import ddpm.device
 from ddpm import evaluate as ev
-from ddpm.device import default_dtype
 from ddpm.tables import format_class_table, format_table
 from ddpm.testing import quadrant_images
 
@@ -43,14 +43,13 @@ def test_evaluate_rows(quadrant_model, quadrant_classifier, monkeypatch):
     monkeypatch.setattr(quadrant_classifier, "meta", {"key": "q1234", "test_accuracy": 0.99})  # as if cached
     rows = ev.evaluate(quadrant_model, settings, n=8, classifier=quadrant_classifier, test_images=test_images,
                        test_labels=test_labels, batch=4, progress=False, log=lambda _: None)
-    ran = default_dtype(quadrant_model.device)  # each row names the precision "auto" ran at, never "auto"
-    suffix = "" if ran == "float32" else f", {ran}"
-    assert [(r["setting"], r["dtype"]) for r in rows] == [(f"ddim 2 steps, guidance 2{suffix}", ran),
-                                                          (f"dpm++ 3 steps, guidance 2{suffix}", ran)]
-    rows = ev.evaluate(quadrant_model, ev.settings_from_spec("ddim:2,dpm++:3", guidance=2.0, dtype="float32"), n=8,
-                       classifier=quadrant_classifier, test_images=test_images, test_labels=test_labels, batch=4,
-                       progress=False, log=lambda _: None)
-    assert [r["setting"] for r in rows] == ["ddim 2 steps, guidance 2", "dpm++ 3 steps, guidance 2"]
+    # each row names the precision "auto" ran at (float32 in tests: conftest), never "auto"
+    assert [(r["setting"], r["dtype"]) for r in rows] == [("ddim 2 steps, guidance 2", "float32"),
+                                                          ("dpm++ 3 steps, guidance 2", "float32")]
+    monkeypatch.setattr(ddpm.device, "cpu_has_native_bfloat16", lambda: True)  # as on an AVX512-BF16 CPU
+    native = ev.evaluate(quadrant_model, settings[:1], n=8, classifier=quadrant_classifier, test_images=test_images,
+                         test_labels=test_labels, batch=4, progress=False, log=lambda _: None)
+    assert [(r["setting"], r["dtype"]) for r in native] == [("ddim 2 steps, guidance 2, bfloat16", "bfloat16")]
     for row in rows:
         assert {"setting", "n", "accuracy", "fid", "fid_floor", "seconds"} <= row.keys()
         assert row["n"] == 8 and row["floor_n"] == 8 and row["reference_n"] == 32
