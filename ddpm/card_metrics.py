@@ -2,7 +2,8 @@
 
 A card gathers rows from several runs (a slow DDPM-1000 run apart): a row replaces the stored one of the same
 setting, unless that one was measured on more samples. A steps-vs-quality sweep (``--steps-table``) is stored
-apart, as ``"metrics": {"steps": {"rows", "command"}}``, and replaces the previous sweep whole (``ddpm.card_steps``).
+apart, as ``"metrics": {"steps": {"rows"}}`` (``ddpm.card_steps``): merged the same way into a sweep measured alike
+(same ``n``, guidance and precision), else replacing it.
 """
 from __future__ import annotations
 
@@ -49,6 +50,14 @@ def merge_rows(old: Sequence[dict], new: Sequence[dict]) -> list[dict]:
     return merged + [row for row in new if row["setting"] in fresh]
 
 
+def merge_steps(old: dict, rows: Sequence[dict], command: str) -> dict:
+    """The card's steps table after a sweep: ``rows`` (tagged with ``command``) merged into the old table's rows
+    (see :func:`merge_rows`) when both were measured alike (``n``, guidance, precision), else replacing them."""
+    new = [{**row, "command": command} for row in rows]
+    alike = old.get("rows") and all(old["rows"][0].get(k) == new[0].get(k) for k in ("n", "guidance", "dtype"))
+    return _json_safe({"rows": merge_rows(old["rows"], new) if alike else new})
+
+
 def write_card(folder: Path, model: DiffusionModel, rows: Sequence[dict], command: str, steps: bool = False) -> Path:
     """Merge ``rows`` (each tagged with the ``command`` that measured it) into ``"metrics"`` in
     ``folder/ddpm_config.json`` (see :func:`merge_rows`) and regenerate its README.md. ``steps``: store them
@@ -60,7 +69,7 @@ def write_card(folder: Path, model: DiffusionModel, rows: Sequence[dict], comman
     before = config.get("metrics", {})
     if steps:
         check_sweep(rows)
-        config["metrics"] = model.meta["metrics"] = {**before, "steps": _json_safe({"rows": list(rows), "command": command})}
+        config["metrics"] = model.meta["metrics"] = {**before, "steps": merge_steps(before.get("steps", {}), rows, command)}
         return _write(folder, config_path, config, model)
     for row in rows:  # a quick check (--n 20) must not overwrite a card's 1,000-sample figures
         for kept in before.get("rows", []):

@@ -86,7 +86,8 @@ def steps_summary(rows: Sequence[dict]) -> str:
 
 
 def steps_section(steps: dict) -> list[str]:
-    """The card's "Fewer steps" section (Markdown lines) from ``metrics["steps"]`` ({"rows", "command"})."""
+    """The card's "Fewer steps" section (Markdown lines) from ``metrics["steps"]`` ({"rows"}, each row with
+    the ``command`` that measured it)."""
     rows = steps.get("rows", [])
     if not rows:
         return []
@@ -95,6 +96,9 @@ def steps_section(steps: dict) -> list[str]:
              f"{first.get('dtype', 'float32')}, seed-matched noise; floor (test vs test) {first['fid_floor']:.2f}")
     lines = ["## Fewer steps", "", f"Class accuracy / FID (classifier features) by sampler and steps ({about}):",
              "", format_steps_table(rows), "", steps_summary(rows)]
-    if command := steps.get("command"):
-        lines += ["", f"Measured with `{command}`."]
+    commands = [c for c in dict.fromkeys(r.get("command") for r in rows) if c]
+    if len(commands) == 1:
+        lines += ["", f"Measured with `{commands[0]}`."]
+    elif commands:
+        lines += ["", "Measured with:", ""] + [f"- `{c}`" for c in commands]
     return lines + [""]

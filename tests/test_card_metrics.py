@@ -69,19 +69,22 @@ def test_fewest_steps_that_keep_the_20_step_quality():
 
 
 def test_write_card_steps_table(tmp_path, quadrant_model):
-    """--steps-table stores the sweep beside the card's rows (never in them) and replaces the previous sweep."""
+    """--steps-table stores the sweep beside the card's rows (never in them); a later sweep measured alike
+    (n, guidance, precision) merges into it, one measured otherwise replaces it."""
     folder = quadrant_model.save(tmp_path / "tiny")
     main = [{"setting": "ddim 2 steps, guidance 2", "n": 8, "accuracy": 0.5, "fid": 3.25, "fid_floor": 1.5}]
     card_metrics.write_card(folder, ddpm.load(folder), main, "python -m ddpm evaluate --model x --dtype float32")
-    card_metrics.write_card(folder, ddpm.load(folder), SWEEP[1:], "cmd S1", steps=True)
-    card_metrics.write_card(folder, ddpm.load(folder), SWEEP, "cmd S2", steps=True)
+    card_metrics.write_card(folder, ddpm.load(folder), [{**r, "n": 200} for r in SWEEP[:2]], "cmd S0", steps=True)
+    card_metrics.write_card(folder, ddpm.load(folder), SWEEP[:3], "cmd S1", steps=True)  # n 500: replaces
+    card_metrics.write_card(folder, ddpm.load(folder), SWEEP[2:], "cmd S2", steps=True)  # alike: merges
     metrics = ddpm.load(folder).meta["metrics"]
     assert [r["setting"] for r in metrics["rows"]] == ["ddim 2 steps, guidance 2"]
-    assert metrics["steps"]["command"] == "cmd S2" and len(metrics["steps"]["rows"]) == len(SWEEP)
+    assert [(r["setting"], r["command"]) for r in metrics["steps"]["rows"]] == (
+        [(r["setting"], "cmd S1") for r in SWEEP[:2]] + [(r["setting"], "cmd S2") for r in SWEEP[2:]])
     card = (folder / "README.md").read_text()
     assert "## Fewer steps" in card and "500 class-balanced samples per cell, guidance 1.5, bfloat16" in card
     assert card_steps.format_steps_table(SWEEP) in card and card_steps.steps_summary(SWEEP) in card
-    assert "Measured with `cmd S2`." in card and "cmd S1" not in card
+    assert "Measured with:\n\n- `cmd S1`\n- `cmd S2`\n" in card and "cmd S0" not in card
     card_metrics.write_card(folder, ddpm.load(folder), [{**main[0], "fid": 3.0}], "cmd M")  # the sweep stays
     assert "## Fewer steps" in (folder / "README.md").read_text()
     for bad, message in ((SWEEP[:1] + SWEEP[3:4], "needs a sweep over steps"),
