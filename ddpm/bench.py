@@ -7,8 +7,8 @@ measured matmul peak in that precision (a 2048 x 2048 matmul, median of several)
 same network with diffusers' ``DPMSolverMultistepScheduler`` in the plain loop a diffusers user writes
 (guidance in one batched call), so what our loop costs over the network shows. The last column is how far
 each mode's images are from the first mode's (same seed, same noise: the precision's doing, not chance).
-The mode "auto" resolves to (the library's default) is marked, and a last line gives its time over the best
-mode's and over each limit. Modes are timed round-robin (every mode once a round, ``--repeats`` rounds), so
+The library's default precision (``DEFAULT_DTYPE``, "auto" resolved for this machine) is marked, and a last
+line gives its time over the best mode's and over each limit. Modes are timed round-robin (every mode once a round, ``--repeats`` rounds), so
 that a shared machine's drifting load moves them together. ``--profile MODE`` prints where the time
 of one grid goes instead (torch.profiler, by operator).
 """
@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from .defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
+from .defaults import DEFAULT_DTYPE, DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
 
 PEER = "diffusers-"  # peer modes: diffusers-float32, diffusers-bfloat16
 
@@ -204,10 +204,10 @@ def run(args) -> int:
     flops = count_flops(grid)
     dtypes = sorted({parse_mode(m)[2] for m in modes})
     peaks = {d: matmul_peak(DTYPES[d], model.device) for d in dtypes}
-    auto = dtype_name("auto", model.device)
+    auto = dtype_name(DEFAULT_DTYPE, model.device)  # the library's default precision, as it resolves here
     print(f"grid: {flops / 1e9:.1f} GFLOP (counted); matmul peak "
           + ", ".join(f"{d} {peaks[d] / 1e9:.0f} GFLOP/s (limit {flops / peaks[d]:.3f} s)" for d in dtypes)
-          + f"; the default precision (auto) here is {auto}", flush=True)
+          + f"; the default precision ({DEFAULT_DTYPE}) here is {auto}", flush=True)
     width = max(22, *(len(m) + 10 for m in modes))
     first, warmups = {}, {}
     for mode in modes:  # warm-up (and compilation) first, each as it ends: a compiled mode's can take minutes

@@ -39,7 +39,7 @@ def test_sample_images_is_balanced_and_seeded(quadrant_model):
 
 def test_evaluate_rows(quadrant_model, quadrant_classifier, monkeypatch):
     test_images, test_labels = quadrant_images(40, seed=2)
-    settings = ev.settings_from_spec("ddim:2,dpm++:3", guidance=2.0)  # the default precision: "auto"
+    settings = ev.settings_from_spec("ddim:2,dpm++:3", guidance=2.0, dtype="auto")
     monkeypatch.setattr(quadrant_classifier, "meta", {"key": "q1234", "test_accuracy": 0.99})  # as if cached
     rows = ev.evaluate(quadrant_model, settings, n=8, classifier=quadrant_classifier, test_images=test_images,
                        test_labels=test_labels, batch=4, progress=False, log=lambda _: None)
