@@ -78,8 +78,12 @@ def steps_summary(rows: Sequence[dict]) -> str:
     """One line: the fewest steps that keep the reference's quality, per sampler, and the rule."""
     ref = reference_row(rows)
     fewest = fewest_steps(rows)
-    named = ", ".join(f"{name} {steps}" if steps is not None else f"{name}: none below {ref['steps']}"
-                      for name, steps in fewest.items())
+    def say(name, steps):
+        if steps is None or steps == ref["steps"] != min(r["steps"] for r in rows if r["sampler"] == name):
+            return f"{name}: none below {ref['steps']}"
+        return f"{name} {steps}"
+
+    named = ", ".join(say(name, steps) for name, steps in fewest.items())
     return (f"Fewest steps that keep the {ref['sampler']} {ref['steps']}-step quality (class accuracy at most "
             f"{KEEP_ACCURACY:g} below {ref['accuracy']:.3f}, FID at most {KEEP_FID - 1:.0%} above {ref['fid']:.2f}): "
             f"{named}.")

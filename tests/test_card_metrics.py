@@ -62,7 +62,7 @@ def test_fewest_steps_that_keep_the_20_step_quality():
     assert card_steps.fewest_steps(SWEEP) == {"dpm++": 20, "unipc": 8, "deis": None}
     assert not card_steps.is_sweep([_sweep_row("dpm++", 20, 0.95, 10.0), _sweep_row("unipc", 20, 0.95, 10.0)])
     line = card_steps.steps_summary(SWEEP)
-    assert "dpm++ 20, unipc 8, deis: none below 20" in line and "0.950" in line and "10.00" in line
+    assert "dpm++: none below 20, unipc 8, deis: none below 20" in line and "0.950" in line and "10.00" in line
     table = card_steps.format_steps_table(SWEEP)
     assert table.splitlines()[0] == "| sampler | 4 steps | 6 steps | 8 steps | 10 steps | 20 steps |"
     assert "| deis |  |  |  | 0.900 / 10.00 |  |" in table and "| unipc | 0.950 / 10.50 | 0.930 / 10.20 |" in table
