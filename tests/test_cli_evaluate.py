@@ -41,7 +41,7 @@ def test_cli_measures_at_the_models_own_guidance_unless_told(tmp_path, quadrant_
     assert seen == [[4.0], [1.0]]
     assert "| q1 | 0.50 |" in capsys.readouterr().out
     card = (folder / "README.md").read_text()
-    assert f"--samplers ddim:2 --guidance 4 --seed 0 --dtype {default_dtype(quadrant_model.device)}`" in card  # auto, resolved
+    assert f"--samplers ddim:2 --guidance 4 --seed 0 --dtype {default_dtype(quadrant_model.device)}`" in card  # the precision that ran
     assert "| default guidance | 4 " in card
     assert "| class | ddim 2 steps, guidance 4 |" in card and "| q0 | 1.00 |" in card
 
