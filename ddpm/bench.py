@@ -7,7 +7,9 @@ measured matmul peak in that precision (a 2048 x 2048 matmul, median of several)
 same network with diffusers' ``DPMSolverMultistepScheduler`` in the plain loop a diffusers user writes
 (guidance in one batched call), so what our loop costs over the network shows. The last column is how far
 each mode's images are from the first mode's (same seed, same noise: the precision's doing, not chance).
-The mode "auto" resolves to (the library's default) is marked. ``--profile MODE`` prints where the time
+The library's default precision (``DEFAULT_DTYPE``, "auto" resolved for this machine) is marked, and a last
+line gives its time over the best mode's and over each limit. Modes are timed round-robin (every mode once a round, ``--repeats`` rounds), so
+that a shared machine's drifting load moves them together. ``--profile MODE`` prints where the time
 of one grid goes instead (torch.profiler, by operator).
 """
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 
 import torch
 
-from .defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
+from .defaults import DEFAULT_DTYPE, DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
 
 PEER = "diffusers-"  # peer modes: diffusers-float32, diffusers-bfloat16
 
@@ -202,31 +204,40 @@ def run(args) -> int:
     flops = count_flops(grid)
     dtypes = sorted({parse_mode(m)[2] for m in modes})
     peaks = {d: matmul_peak(DTYPES[d], model.device) for d in dtypes}
-    auto = dtype_name("auto", model.device)
+    auto = dtype_name(DEFAULT_DTYPE, model.device)  # the library's default precision, as it resolves here
     print(f"grid: {flops / 1e9:.1f} GFLOP (counted); matmul peak "
           + ", ".join(f"{d} {peaks[d] / 1e9:.0f} GFLOP/s (limit {flops / peaks[d]:.3f} s)" for d in dtypes)
-          + f"; the default precision (auto) here is {auto}", flush=True)
+          + f"; the default precision ({DEFAULT_DTYPE}) here is {auto}", flush=True)
     width = max(22, *(len(m) + 10 for m in modes))
-    print(f"{'mode':{width}s} {'median s':>9s} {'vs first':>9s} {'limit s':>8s} {'x limit':>8s} {'first run s':>12s} "
-          f"{'max |diff| vs first':>20s}", flush=True)
-    base, reference = None, None
-    for mode in modes:  # each row as it is measured: a compiled mode's warm-up can take minutes
+    first, warmups = {}, {}
+    for mode in modes:  # warm-up (and compilation) first, each as it ends: a compiled mode's can take minutes
         start = time.perf_counter()
-        images = grid.run(mode)  # warm-up (and compilation)
-        warmup = time.perf_counter() - start
-        times = []
-        for _ in range(args.repeats):
+        first[mode] = grid.run(mode)
+        warmups[mode] = time.perf_counter() - start
+        print(f"  {mode}: first run {warmups[mode]:.2f} s", flush=True)
+    times = {mode: [] for mode in modes}
+    for _ in range(args.repeats):  # round-robin: a shared machine's load drifts, the ratios within a round do not
+        for mode in modes:
             start = time.perf_counter()
             grid.run(mode)
-            times.append(time.perf_counter() - start)
-        median = statistics.median(times)
-        base = median if base is None else base
-        reference = images if reference is None else reference
+            times[mode].append(time.perf_counter() - start)
+    medians = {mode: statistics.median(ts) for mode, ts in times.items()}
+    print(f"{'mode':{width}s} {'median s':>9s} {'vs first':>9s} {'limit s':>8s} {'x limit':>8s} {'first run s':>12s} "
+          f"{'max |diff| vs first':>20s}", flush=True)
+    base, reference = medians[modes[0]], first[modes[0]]
+    default = None
+    for mode in modes:
         loop, compile_mode, dtype = parse_mode(mode)
         limit = flops / peaks[dtype]
-        tag = " (default)" if loop == "ours" and compile_mode is None and dtype == auto else ""
-        print(f"{mode + tag:{width}s} {median:9.3f} {base / median:8.2f}x {limit:8.3f} {median / limit:7.2f}x "
-              f"{warmup:12.2f} {(images - reference).abs().max().item():20.4f}", flush=True)
+        is_default = loop == "ours" and compile_mode is None and dtype == auto
+        default = mode if is_default else default
+        print(f"{mode + (' (default)' if is_default else ''):{width}s} {medians[mode]:9.3f} {base / medians[mode]:8.2f}x "
+              f"{limit:8.3f} {medians[mode] / limit:7.2f}x {warmups[mode]:12.2f} "
+              f"{(first[mode] - reference).abs().max().item():20.4f}", flush=True)
+    best = min(medians, key=medians.get)
+    if default is not None:
+        print(f"default ({default}): {medians[default] / medians[best]:.2f}x the best mode ({best}); "
+              + ", ".join(f"{medians[default] * peaks[d] / flops:.2f}x the {d} limit" for d in dtypes), flush=True)
     return 0
 
 

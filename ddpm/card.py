@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from .card_steps import steps_section
 from .checkpoint import OWN_CONFIG, DiffusionModel
 from .data import DATASETS
 from .tables import format_class_table
@@ -99,7 +100,7 @@ def model_card(model: DiffusionModel, repo_id: str | None = None) -> str:
         lines[-1] += (f" Label index {model.denoiser.num_classes} is the null class used for classifier-free "
                       f"guidance.")
     lines.append("")
-    if metrics:
+    if metrics.get("rows"):
         rows = metrics.get("rows", [])
         lines += ["## Measured quality", "",
                   "| setting | samples | class accuracy | FID (classifier features) | floor (test vs test) |",
@@ -118,15 +119,26 @@ def model_card(model: DiffusionModel, repo_id: str | None = None) -> str:
                 note += (" Rows measured by different classifiers (or before the classifier was recorded) are "
                          "not comparable in FID: a retrained classifier moves it by ~10%.")
             lines += ["", note]
-        commands = list(dict.fromkeys(row.get("command") or metrics.get("command") for row in rows))
+        commands = list(dict.fromkeys(_with_dtype(row.get("command") or metrics.get("command"), row) for row in rows))
         commands = [c for c in commands if c]
         if len(commands) == 1:
             lines += ["", f"Measured with `{commands[0]}`."]
         elif commands:
             lines += ["", "Measured with:", ""] + [f"- `{c}`" for c in commands]
         lines.append("")
+    lines += steps_section(metrics.get("steps", {}))
     lines += _data_section(model) + _files_section(model) + _use_section(model, repo_id or f"checkpoints/{model.name}")
     return "\n".join(lines)
+
+
+def _with_dtype(command: str | None, row: dict) -> str | None:
+    """``command`` naming the precision its row ran at: rows measured before ``--dtype`` was always written
+    ran at float32 unless their setting says otherwise (the default is no longer float32 everywhere)."""
+    if not command or "--dtype" in command or not command.startswith("python -m ddpm evaluate"):
+        return command
+    label = row.get("setting", "")
+    dtype = row.get("dtype") or next((d for d in ("bfloat16", "float16") if label.endswith(f", {d}")), "float32")
+    return f"{command} --dtype {dtype}"
 
 
 def _data_section(model: DiffusionModel) -> list[str]:

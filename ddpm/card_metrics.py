@@ -1,7 +1,9 @@
 """``evaluate --write-card``: store measured rows in a checkpoint's ``ddpm_config.json`` and regenerate its card.
 
 A card gathers rows from several runs (a slow DDPM-1000 run apart): a row replaces the stored one of the same
-setting, unless that one was measured on more samples.
+setting, unless that one was measured on more samples. A steps-vs-quality sweep (``--steps-table``) is stored
+apart, as ``"metrics": {"steps": {"rows"}}`` (``ddpm.card_steps``): merged the same way into a sweep measured alike
+(same ``n``, guidance and precision), else replacing it.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pathlib import Path
 
 from . import checkpoint
 from .card import model_card
+from .card_steps import check_sweep
 from .checkpoint import CARD_NAME, FORMAT, DiffusionModel, own_config_path
 
 
@@ -47,14 +50,27 @@ def merge_rows(old: Sequence[dict], new: Sequence[dict]) -> list[dict]:
     return merged + [row for row in new if row["setting"] in fresh]
 
 
-def write_card(folder: Path, model: DiffusionModel, rows: Sequence[dict], command: str) -> Path:
+def merge_steps(old: dict, rows: Sequence[dict], command: str) -> dict:
+    """The card's steps table after a sweep: ``rows`` (tagged with ``command``) merged into the old table's rows
+    (see :func:`merge_rows`) when both were measured alike (``n``, guidance, precision), else replacing them."""
+    new = [{**row, "command": command} for row in rows]
+    alike = old.get("rows") and all(old["rows"][0].get(k) == new[0].get(k) for k in ("n", "guidance", "dtype"))
+    return _json_safe({"rows": merge_rows(old["rows"], new) if alike else new})
+
+
+def write_card(folder: Path, model: DiffusionModel, rows: Sequence[dict], command: str, steps: bool = False) -> Path:
     """Merge ``rows`` (each tagged with the ``command`` that measured it) into ``"metrics"`` in
-    ``folder/ddpm_config.json`` (see :func:`merge_rows`) and regenerate its README.md."""
+    ``folder/ddpm_config.json`` (see :func:`merge_rows`) and regenerate its README.md. ``steps``: store them
+    instead as the card's steps-vs-quality table, replacing the previous one."""
     if not model.conditional:
         raise ValueError("--write-card: the card's table reports class accuracy, which an unconditional model lacks")
     config_path = own_config_path(folder)  # ddpm_config.json (a ddpm-checkpoint/1 folder: its config.json)
     config = json.loads(config_path.read_text())
     before = config.get("metrics", {})
+    if steps:
+        check_sweep(rows)
+        config["metrics"] = model.meta["metrics"] = {**before, "steps": merge_steps(before.get("steps", {}), rows, command)}
+        return _write(folder, config_path, config, model)
     for row in rows:  # a quick check (--n 20) must not overwrite a card's 1,000-sample figures
         for kept in before.get("rows", []):
             if kept["setting"] == row["setting"] and kept.get("n", 0) > row["n"]:
@@ -62,9 +78,15 @@ def write_card(folder: Path, model: DiffusionModel, rows: Sequence[dict], comman
                                  f"{kept['n']} samples, with one on {row['n']}: measure with --n {kept['n']} or more "
                                  f"(nothing was written)")
     old = [{"command": before.get("command", ""), **row} for row in before.get("rows", [])]
-    metrics = _json_safe({"rows": merge_rows(old, [{**row, "command": command} for row in rows])})
+    metrics = {**before, **_json_safe({"rows": merge_rows(old, [{**row, "command": command} for row in rows])})}
+    metrics.pop("command", None)  # folded into the old rows above
     config["metrics"] = metrics
     model.meta["metrics"] = metrics
+    return _write(folder, config_path, config, model)
+
+
+def _write(folder: Path, config_path: Path, config: dict, model: DiffusionModel) -> Path:
+    """Write ``config`` and the card regenerated from it, each atomically."""
     for name, text in ((config_path.name, json.dumps(config, indent=2) + "\n"), (CARD_NAME, model_card(model))):
         tmp = folder / (name + ".partial")
         tmp.write_text(text)

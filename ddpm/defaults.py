@@ -53,6 +53,7 @@ SAMPLERS = ("ddpm", "ddim", "dpm++", "dpm++sde", "dpm++3", "unipc", "deis")
 # time by ddpm.device.default_dtype (bfloat16 on a CPU with native bfloat16 and on GPUs, else float32);
 # a result's Settings record the precision it resolved to.
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-# float32 until bfloat16's quality is measured on all four bundled models (emoji's check is pending: see
-# docs/MEASUREMENTS.md); pass dtype="auto" (CLI: --dtype auto) for the fastest that keeps quality here.
+# float32 until bfloat16's quality is measured on all four bundled models (mnist, fashion and letters match
+# float32 on 1,000 samples; emoji's row is pending: docs/MEASUREMENTS.md). Then "auto": the fastest precision
+# that keeps quality here (tests/conftest.py pins "auto" to float32 where tests compare exactly).
 DEFAULT_DTYPE = "float32"

@@ -30,7 +30,7 @@ from . import data
 from .batched import generate_in_batches
 from .checkpoint import DiffusionModel
 from .classifier import Classifier, class_accuracies, classifier_for, features, predict
-from .defaults import DEFAULT_GUIDANCE, EVALUATE_BATCH, SAMPLERS
+from .defaults import DEFAULT_DTYPE, DEFAULT_GUIDANCE, EVALUATE_BATCH, SAMPLERS
 from .device import generator as make_generator
 from .fid import frechet_distance
 from .recipes import Settings
@@ -99,7 +99,7 @@ def parse_guidance(spec: float | str) -> list[float]:
 
 
 def settings_from_spec(spec: str, guidance: float | str = DEFAULT_GUIDANCE, seed: int = 0,
-                       dtype: str = "float32") -> list[Settings]:
+                       dtype: str = DEFAULT_DTYPE) -> list[Settings]:
     """Sampler spec (see ``parse_samplers``) x guidance (one value or a comma-separated sweep) -> one
     ``Settings`` per pair, sampler-major, sharing seed and dtype."""
     return [Settings(sampler=name, steps=steps, guidance=g, seed=seed, dtype=dtype)
@@ -123,7 +123,8 @@ def evaluate(model: DiffusionModel, settings_list: Sequence[Settings], n: int = 
              progress: bool = True, log: Log = print) -> list[dict]:
     """Measure ``model`` once per ``Settings``; returns one row (dict) per setting with
 
-    - ``setting`` (its label), ``sampler``, ``steps``, ``guidance``, ``n`` (samples generated);
+    - ``setting`` (its label), ``sampler``, ``steps``, ``guidance``, ``dtype`` (the precision it ran at,
+      "auto" resolved for the model's device), ``n`` (samples generated);
     - ``accuracy``: fraction of samples the classifier puts in their class (NaN if unconditional);
     - ``fid``: Fréchet distance of the n samples' features to the reference part of the test split;
     - ``fid_floor``: the same for ``floor_n`` held-out real test images (``floor_n`` = n unless the
@@ -141,7 +142,7 @@ def evaluate(model: DiffusionModel, settings_list: Sequence[Settings], n: int = 
     uint8 or float in [-1, 1]) and ``test_labels`` (N,) default to the dataset's test split.
     ``seed`` picks the probe/reference cut.
     """
-    settings_list = list(settings_list)
+    settings_list = [s.resolved(model.device) for s in settings_list]  # rows name the precision that ran
     if not settings_list:
         raise ValueError("give at least one Settings to evaluate")
     if model.conditional and n < model.denoiser.num_classes:
@@ -192,7 +193,7 @@ def evaluate(model: DiffusionModel, settings_list: Sequence[Settings], n: int = 
         predicted = predict(classifier, samples) if labels is not None else None
         acc = (predicted == labels).double().mean().item() if labels is not None else float("nan")
         rows.append({"setting": settings_label(s), "sampler": s.sampler, "steps": s.steps, "guidance": s.guidance,
-                     "n": n, "accuracy": round(acc, 4),
+                     "dtype": s.dtype, "n": n, "accuracy": round(acc, 4),
                      "fid": round(frechet_distance(features(classifier, samples), reference_feats), 3),
                      "fid_floor": round(fid_floor, 3), "floor_n": len(probe), "reference_n": len(reference),
                      "accuracy_real": round(accuracy_real, 4), "seconds": round(seconds, 1)})

@@ -88,8 +88,11 @@ class SelfAttention(nn.Module):
 
     def forward(self, x):
         B, C, H, W = x.shape
-        q, k, v = self.qkv(self.norm(x)).reshape(B, 3, self.heads, C // self.heads, H * W).unbind(1)
-        h = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
+        # (B, heads, H*W, C/heads) made contiguous: strided q/k/v send SDPA down its math path, contiguous ones to
+        # flash attention for CPU (mnist's 5 attention layers on the guided 16-grid's 32 rows: 1.29x faster in
+        # bfloat16, 1.07x in float32, in one interleaved A/B of 60 rounds)
+        qkv = self.qkv(self.norm(x)).reshape(B, 3, self.heads, C // self.heads, H * W).transpose(-1, -2).contiguous()
+        h = F.scaled_dot_product_attention(*qkv.unbind(1))
         return x + self.out(h.transpose(-1, -2).reshape(B, C, H, W))
 
 

@@ -7,6 +7,7 @@ import ddpm
 from ddpm import evaluate, tables
 from ddpm.card import model_card
 from ddpm.cli import evaluate as cli_evaluate
+from ddpm.device import default_dtype
 
 
 def test_guidance_sweep_is_one_row_per_sampler_and_value(capsys):
@@ -40,7 +41,7 @@ def test_cli_measures_at_the_models_own_guidance_unless_told(tmp_path, quadrant_
     assert seen == [[4.0], [1.0]]
     assert "| q1 | 0.50 |" in capsys.readouterr().out
     card = (folder / "README.md").read_text()
-    assert "--samplers ddim:2 --guidance 4 --seed 0`" in card
+    assert f"--samplers ddim:2 --guidance 4 --seed 0 --dtype {default_dtype(quadrant_model.device)}`" in card  # the precision that ran
     assert "| default guidance | 4 " in card
     assert "| class | ddim 2 steps, guidance 4 |" in card and "| q0 | 1.00 |" in card
 
@@ -69,3 +70,31 @@ def test_cli_reports_bad_sampler(capsys):
     assert "unknown sampler 'foo'" in capsys.readouterr().err
     assert cli_evaluate.run(parser.parse_args(["--model", "mnist", "--samplers", ""])) == 2  # empty is not "the default"
     assert "no sampler given" in capsys.readouterr().err
+
+
+def test_cli_steps_table(tmp_path, quadrant_model, monkeypatch, capsys):
+    """A steps sweep prints the fewest steps that keep the 20-step quality; --steps-table writes it into the card
+    (the command to rerun it included), and refuses a spec that is no sweep before sampling anything."""
+    folder = quadrant_model.save(tmp_path / "tiny")
+    quality = {4: (0.5, 9.0), 6: (0.74, 3.2), 20: (0.75, 3.0)}
+
+    def fake_evaluate(model, settings, **_):
+        return [{"setting": evaluate.settings_label(s), "sampler": s.sampler, "steps": s.steps, "guidance": s.guidance,
+                 "dtype": s.dtype, "n": 8, "accuracy": quality[s.steps][0], "fid": quality[s.steps][1],
+                 "fid_floor": 1.0, "seconds": 0.1} for s in settings]
+
+    monkeypatch.setattr(evaluate, "evaluate", fake_evaluate)
+    parser = cli_evaluate.add_arguments(argparse.ArgumentParser())
+    spec = ["--samplers", "dpm++:20,dpm++:4,dpm++:6,unipc:4,unipc:6", "--dtype", "float32"]
+    assert cli_evaluate.run(parser.parse_args(["--model", str(folder), *spec, "--steps-table"])) == 2
+    assert "give --write-card too" in capsys.readouterr().err
+    assert cli_evaluate.run(parser.parse_args(["--model", "nowhere", "--samplers", "dpm++:20,unipc:20",
+                                               "--write-card", "--steps-table"])) == 2
+    assert "needs a sweep over steps" in capsys.readouterr().err  # before looking for the model
+    assert cli_evaluate.run(parser.parse_args(["--model", str(folder), *spec, "--write-card", "--steps-table"])) == 0
+    assert "quality (class accuracy at most 0.01 below 0.750, FID at most 10% above 3.00): dpm++ 6, unipc 6." in \
+        capsys.readouterr().out
+    card = (folder / "README.md").read_text()
+    assert "## Fewer steps" in card and "## Measured quality" not in card  # the sweep is not the card's main table
+    assert (f"`python -m ddpm evaluate --model {folder} --n 1000 --samplers {spec[1]} --guidance 1.5 --seed 0 "
+            f"--dtype float32 --write-card --steps-table`") in card

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import ddpm
+import ddpm.device
 from ddpm import evaluate as ev
 from ddpm.tables import format_class_table, format_table
 from ddpm.testing import quadrant_images
@@ -38,11 +39,17 @@ def test_sample_images_is_balanced_and_seeded(quadrant_model):
 
 def test_evaluate_rows(quadrant_model, quadrant_classifier, monkeypatch):
     test_images, test_labels = quadrant_images(40, seed=2)
-    settings = ev.settings_from_spec("ddim:2,dpm++:3", guidance=2.0)
+    settings = ev.settings_from_spec("ddim:2,dpm++:3", guidance=2.0, dtype="auto")
     monkeypatch.setattr(quadrant_classifier, "meta", {"key": "q1234", "test_accuracy": 0.99})  # as if cached
     rows = ev.evaluate(quadrant_model, settings, n=8, classifier=quadrant_classifier, test_images=test_images,
                        test_labels=test_labels, batch=4, progress=False, log=lambda _: None)
-    assert [r["setting"] for r in rows] == ["ddim 2 steps, guidance 2", "dpm++ 3 steps, guidance 2"]
+    # each row names the precision "auto" ran at (float32 in tests: conftest), never "auto"
+    assert [(r["setting"], r["dtype"]) for r in rows] == [("ddim 2 steps, guidance 2", "float32"),
+                                                          ("dpm++ 3 steps, guidance 2", "float32")]
+    monkeypatch.setattr(ddpm.device, "cpu_has_native_bfloat16", lambda: True)  # as on an AVX512-BF16 CPU
+    native = ev.evaluate(quadrant_model, settings[:1], n=8, classifier=quadrant_classifier, test_images=test_images,
+                         test_labels=test_labels, batch=4, progress=False, log=lambda _: None)
+    assert [(r["setting"], r["dtype"]) for r in native] == [("ddim 2 steps, guidance 2, bfloat16", "bfloat16")]
     for row in rows:
         assert {"setting", "n", "accuracy", "fid", "fid_floor", "seconds"} <= row.keys()
         assert row["n"] == 8 and row["floor_n"] == 8 and row["reference_n"] == 32

@@ -95,3 +95,20 @@ def test_a_bench_mode_typo_is_one_clear_error():
 
 def test_matmul_peak_is_a_positive_rate():
     assert bench.matmul_peak(torch.float32, torch.device("cpu"), size=64, repeats=2) > 0
+
+
+def test_bench_times_round_robin_and_reports_the_default_against_the_best(tiny_model, tmp_path, monkeypatch, capsys):
+    """Every mode warms up first, then each is timed once a round (a drifting load moves them together); the
+    last line gives the default mode's time over the best mode's and over each precision's limit."""
+    folder = tiny_model().save(tmp_path / "tiny")
+    order = []
+    real_run = bench.Grid.run
+    monkeypatch.setattr(bench.Grid, "run", lambda self, mode: order.append(mode) or real_run(self, mode))
+    monkeypatch.setattr(bench, "matmul_peak", lambda dtype, device, **_: 1e9)  # not the 2048-square timing
+    args = argparse.Namespace(model=str(folder), device=None, n=2, steps=2, sampler="dpm++", guidance=2.0,
+                              repeats=2, modes="float32,bfloat16", threads=None, profile=None)
+    assert bench.run(args) == 0
+    out = capsys.readouterr().out
+    assert order[1:] == ["float32", "bfloat16"] * 3  # after count_flops' grid: warm-ups, then two rounds
+    assert "float32 (default)" in out  # auto is float32 in tests (conftest)
+    assert "default (float32): " in out and "x the best mode (" in out and "x the bfloat16 limit" in out
