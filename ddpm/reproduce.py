@@ -222,7 +222,8 @@ def from_query(query: str) -> tuple[str, str, dict, Settings]:
         try:
             return kind(q[key][-1])
         except ValueError:
-            raise ValueError(f"the link's {key} is not a {kind.__name__}: {q[key][-1]!r}") from None
+            what = {"int": "whole number", "float": "number"}.get(kind.__name__, kind.__name__)
+            raise ValueError(f"the link's {key} is not a {what}: {q[key][-1]!r}") from None
 
     recipe = one("recipe")
     _check_recipe(recipe)

@@ -31,7 +31,6 @@ TAB_OF = {"generate": "generate", "sdedit": "sdedit", "inpaint": "inpaint", "ana
 SETTING_CONTROLS = ("sampler", "steps", "guidance", "seed")
 GRADIO_KEYS = ("__theme", "logs", "view_api")  # query keys of Gradio and of Spaces, not ours
 RESULTS = out_dir().parent  # the folder every result's files live under: the only files a link may name
-EMPTY = {"python": "", "cli": "", "link": "", "inputs": None}
 
 
 @dataclass
@@ -52,20 +51,27 @@ def panel(ui: UI, recipe: str, run: gr.Button, controls: dict, sampling=None) ->
                     "Python, on the command line, or as a link that opens this page with these settings.",
                     elem_classes="help")
         python = gr.Code(language="python", label="Python", interactive=False, lines=6, buttons=["copy"],
-                         elem_id=f"{recipe}-python")
+                         wrap_lines=True, elem_id=f"{recipe}-python")
         cli = gr.Code(language="shell", label="Command line", interactive=False, lines=2, buttons=["copy"],
                       wrap_lines=True, elem_id=f"{recipe}-cli")
         link = gr.Textbox(label="Link to these settings", interactive=False, buttons=["copy"],
                           elem_id=f"{recipe}-link")
-        inputs = gr.File(label="The input files the texts name (kept an hour here: download them)",
-                         file_count="multiple", interactive=False, height=90, elem_id=f"{recipe}-inputs")
-    outputs = {"python": python, "cli": cli, "link": link, "inputs": inputs}
-    run.click(lambda: list(EMPTY.values()), None, list(outputs.values()), api_visibility="private", queue=False)
+        outputs = {"python": python, "cli": cli, "link": link}
+        if _takes_files(recipe):
+            outputs["inputs"] = gr.File(label="The input files the texts name (kept an hour here: download them)",
+                                        file_count="multiple", interactive=False, height=90,
+                                        elem_id=f"{recipe}-inputs")
+    blank = [None if name == "inputs" else "" for name in outputs]
+    run.click(lambda: blank, None, list(outputs.values()), api_visibility="private", queue=False)
     named = dict(controls)
     if sampling is not None:
         named.update({name: getattr(sampling, name) for name in SETTING_CONTROLS})
     ui.links[recipe] = named
     return Panel(outputs, named)
+
+
+def _takes_files(recipe: str) -> bool:
+    return any(kind == "path" for _, kind, _ in rp.ARGS[recipe])
 
 
 def model_name(lab: Lab, session, model: ddpm.DiffusionModel) -> str:
@@ -123,7 +129,8 @@ def _base_url() -> str:
 
 
 def result(lab: Lab, session, model: ddpm.DiffusionModel, recipe: str, args: dict, settings: ddpm.Settings) -> dict:
-    """The panel's outputs for a finished result: {"python", "cli", "link", "inputs"}."""
+    """The panel's outputs for a finished result: {"python", "cli", "link"} and, for a recipe of input files,
+    "inputs" (those files)."""
     name = model_name(lab, session, model)
     settings = settings.resolved(model.device)
     args, files, exact = _save_inputs(recipe, args, model)
@@ -135,8 +142,8 @@ def result(lab: Lab, session, model: ddpm.DiffusionModel, recipe: str, args: dic
     if not exact:
         note = "# the picture is under twice the model's size: the mask file only approximates the mask used\n"
         python, cli = note + python, note + cli
-    return {"python": python, "cli": cli, "link": f"{_base_url()}?{rp.to_query(recipe, name, args, settings)}",
-            "inputs": files or None}
+    out = {"python": python, "cli": cli, "link": f"{_base_url()}?{rp.to_query(recipe, name, args, settings)}"}
+    return {**out, "inputs": files or None} if _takes_files(recipe) else out
 
 
 # -- reading a link --------------------------------------------------------------------------------------------
@@ -225,10 +232,13 @@ def read_links(demo: gr.Blocks, ui: UI, tabs: gr.Tabs) -> None:
     every = list(dict.fromkeys(c for controls in ui.links.values() for c in controls.values()))
     pending = gr.State(None)
 
+    outputs = [tabs, ui.model, ui.session, pending, *every]
+    nothing = {c: gr.skip() for c in outputs}  # (an empty dict would be read as one value for every output)
+
     def load(current, session, request: gr.Request):
         query = dict(request.query_params) if request is not None else {}
         if "recipe" not in query:
-            return {}
+            return nothing
         from urllib.parse import urlencode
 
         raw = urlencode(list(request.query_params.multi_items()))
@@ -236,23 +246,23 @@ def read_links(demo: gr.Blocks, ui: UI, tabs: gr.Tabs) -> None:
             recipe, name, args, settings = rp.from_query(raw)
             model = ui.lab.model(name, session)  # the Model box's rules: a Space loads no folders
             values = fill(recipe, args, settings, model)
-        except ValueError as err:
+        except (ValueError, OSError) as err:  # OSError: a folder that is not there, where folders are allowed
             gr.Warning(f"This link could not be opened: {err}", title="Link")
-            return {}
+            return nothing
         ignored = unknown_keys(query)
         if ignored:
             gr.Warning(f"The link's {', '.join(ignored)} mean nothing here: ignored", title="Link")
         controls = ui.links.get(recipe, {})
         updates = {controls[k]: v for k, v in values.items() if k in controls}
-        return {tabs: gr.Tabs(selected=TAB_OF[recipe]), ui.model: name, ui.session: session,
+        return {**nothing, tabs: gr.Tabs(selected=TAB_OF[recipe]), ui.model: name, ui.session: session,
                 pending: {"recipe": recipe, "values": values} if name != current else None, **updates}
 
     def again(state):
         if not state:
-            return {}
+            return {c: gr.skip() for c in [pending, *every]}
         controls = ui.links.get(state["recipe"], {})
-        return {pending: None, **{controls[k]: v for k, v in state["values"].items() if k in controls}}
+        return {**{c: gr.skip() for c in every}, pending: None, **{controls[k]: v for k, v in state["values"].items() if k in controls}}
 
-    demo.load(load, [ui.model, ui.session], [tabs, ui.model, ui.session, pending, *every], api_visibility="private")
+    demo.load(load, [ui.model, ui.session], outputs, api_visibility="private")
     ui.model_ready.success(lambda: None, None, None, api_visibility="private", queue=False).then(
         again, pending, [pending, *every], api_visibility="private", queue=False)

@@ -68,9 +68,9 @@ def picture(path) -> np.ndarray:
 
 def test_generate_texts_give_the_apps_grid_pixel_for_pixel(zoo, tmp_path):
     folder, model, client = zoo
-    grid, _, status, python, command, link, inputs = client.predict(
+    grid, _, status, python, command, link = client.predict(
         folder, ["3", "1", "7"], 2, FAST["sampler"], FAST["steps"], FAST["guidance"], 5, api_name="/generate")
-    assert status.startswith("Done") and inputs is None
+    assert status.startswith("Done")
     images = run_python(python, tmp_path)["images"]
     shown, captions, ncol = generate.layout(model, ["3", "1", "7"], 2)
     _, order = generate.sampling_order(["3", "1", "7"], 2, shown)
@@ -124,7 +124,7 @@ def test_forward_python_gives_the_three_panels(zoo, tmp_path):
 
 def test_hybrid_texts_give_the_apps_from_afar_picture(zoo, tmp_path):
     folder, model, client = zoo
-    _, small, status, python, command, link, _ = client.predict(
+    _, small, status, python, command, link = client.predict(
         folder, "8", "3", 0.0, 2, *FAST.values(), 1, 2, 6.0, api_name="/hybrid")
     images = run_python(python, tmp_path)["images"]
     expected = im.captioned_grid(ddpm.illusions.from_afar(images, 4), None, 2, 1, pad=2)
