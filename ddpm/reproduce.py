@@ -24,7 +24,8 @@ ARGS = {
     "sdedit": (("image", "path", REQUIRED), ("strengths", "floats", REQUIRED), ("labels", "label", None)),
     "inpaint": (("image", "path", REQUIRED), ("mask", "path", REQUIRED), ("labels", "label", None),
                 ("n", "int", 1), ("jump_length", "int", 0), ("jump_n_sample", "int", 1)),
-    "anagram": (("parts", "parts", REQUIRED), ("n", "int", 1), ("best_of", "int", 1)),
+    "anagram": (("parts", "parts", REQUIRED), ("n", "int", 1), ("best_of", "int", 1),
+                ("view_guidance", "floats", None), ("repeats", "int", 0)),
     "hybrid": (("low_label", "label", None), ("high_label", "label", None), ("sigma", "float", None),
                ("factor", "int", None), ("high_guidance", "float", None), ("n", "int", 1), ("best_of", "int", 1)),
     "forward": (("image", "path", REQUIRED), ("t", "int", REQUIRED), ("blur_sigma", "float", None)),
@@ -110,7 +111,9 @@ def as_python(recipe: str, model_name: str, args: dict, settings: Settings) -> s
                   f"settings=settings, jump_length={a['jump_length']}, jump_n_sample={a['jump_n_sample']}).run()"]
     elif recipe == "anagram":
         total = a["n"] * a["best_of"]
-        lines += _illusion_lines(a, f"ddpm.anagram(model, {a['parts']!r}, n={total}, settings=settings)",
+        more = (f", guidances={a['view_guidance']!r}" if a["view_guidance"] is not None else "") + \
+            (f", repeats={a['repeats']}" if a["repeats"] else "")
+        lines += _illusion_lines(a, f"ddpm.anagram(model, {a['parts']!r}, n={total}, settings=settings{more})",
                                  f"anagram_readings(model, {a['parts']!r})")
     elif recipe == "hybrid":
         total = a["n"] * a["best_of"]
@@ -139,6 +142,10 @@ def _illusion_words(recipe: str, a: dict, settings: Settings) -> list[str]:
         if len(parts) != 2 or parts[0][1] != "identity":
             raise ValueError("the illusion verb makes two-part anagrams, the first part as is: use the Python text")
         classes, more = [label for label, _ in parts], ["--view", parts[1][1]]
+        if a["view_guidance"] is not None:
+            more += ["--view-guidance", ",".join(repr(g) for g in a["view_guidance"])]
+        if a["repeats"]:
+            more += ["--repeats", str(a["repeats"])]
     else:
         classes = [a["low_label"], a["high_label"]]
         more = ["--sigma", repr(a["sigma"])] if a["sigma"] is not None else \

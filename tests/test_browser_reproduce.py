@@ -149,6 +149,16 @@ def test_an_sdedit_result_names_the_picture_it_saved(site):
     assert "python -m ddpm sdedit" in page.locator("#sdedit-cli").inner_text()
     page.locator("#sdedit-repro").scroll_into_view_if_needed()
     shot(page, "sdedit-panel")
+    link = page.locator("#sdedit-link textarea, #sdedit-link input").first.input_value()
+    page.close()
+
+    page = opened(browser, link.replace("steps=20", "steps=6"))  # the saved picture comes back in the editor
+    page.wait_for_function("() => (document.querySelector('#sdedit-repro') || {}).offsetParent !== null",
+                           timeout=20_000)
+    page.locator("#sdedit-run").click()
+    status = wait_done(page, "sdedit-status")
+    assert "6 steps" in status and "seed 0" in status
+    shot(page, "sdedit-from-link")
     page.close()
 
 

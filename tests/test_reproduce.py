@@ -74,3 +74,14 @@ def test_links_round_trip_the_illusions_and_the_forward_process():
         assert from_query(to_query(recipe, "m", args, S)) == (recipe, "m", normalise(recipe, args), S)
     with pytest.raises(ValueError, match="the link has no t"):
         from_query("recipe=forward&model=m&image=a.png")
+
+
+def test_an_anagrams_per_view_guidance_and_repeats_reach_the_text_and_the_verb():
+    import inspect
+    if "guidances" not in inspect.signature(ddpm.recipes.anagram).parameters:
+        pytest.skip("ddpm.anagram has no per-view guidance on this branch yet (the illusions branch adds it)")
+    args = {**ANAGRAM, "view_guidance": [2.0, 5.0], "repeats": 2}
+    words = parsed(as_cli("anagram", "m", args, S))
+    assert (words.view_guidance, words.repeats) == ("2.0,5.0", 2)
+    assert "guidances=[2.0, 5.0], repeats=2)" in as_python("anagram", "m", args, S)
+    assert "repeats" not in as_python("anagram", "m", ANAGRAM, S)  # the defaults stay out of the text
