@@ -2,15 +2,17 @@
 name, and a link that opens the app with the same settings), and the reading of such a link on page load.
 
 A tab makes its panel with ``panel(ui, recipe, run_button, controls, sampling)`` under its result, adds
-``panel.outputs`` to its outputs, and ends its handler's last yield with ``**result(lab, session, model,
-recipe, args, settings)`` (``args`` as ``ddpm.reproduce.ARGS`` lists them; a picture or a mask in place of a
-file name is saved here, beside the result). ``read_links`` (called by the page once every tab is built)
-fills the controls of the tab a link names, through the Model box's own rules (``Lab.model``).
+``panel.outputs`` (one key, "reproduce": a gr.State, so the tab's API answers stay as they were) to its
+outputs, and ends its handler's last yield with ``**result(lab, session, model, recipe, args, settings)``
+(``args`` as ``ddpm.reproduce.ARGS`` lists them; a picture or a mask in place of a file name is saved here,
+beside the result). The state's change writes the texts, with the page's address from the request; an API
+client reads them from ``/<recipe>_texts`` in the same session. ``read_links`` (called by the page once every
+tab is built) fills the controls of the tab a link names, through the Model box's own rules (``Lab.model``).
 """
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import gradio as gr
@@ -35,7 +37,7 @@ RESULTS = out_dir().parent  # the folder every result's files live under: the on
 
 @dataclass
 class Panel:
-    """A tab's reproduce panel: ``outputs`` (names -> components) join the tab's outputs."""
+    """A tab's reproduce panel: ``outputs`` ({"reproduce": its state}) join the tab's outputs."""
 
     outputs: dict
     controls: dict = field(default_factory=dict)  # link argument name -> the tab's control
@@ -61,13 +63,18 @@ def panel(ui: UI, recipe: str, run: gr.Button, controls: dict, sampling=None) ->
             outputs["inputs"] = gr.File(label="The input files the texts name (kept an hour here: download them)",
                                         file_count="multiple", interactive=False, height=90,
                                         elem_id=f"{recipe}-inputs")
+    state = gr.State(None)
     blank = [None if name == "inputs" else "" for name in outputs]
     run.click(lambda: blank, None, list(outputs.values()), api_visibility="private", queue=False)
+
+    def show(spec, request: gr.Request):
+        return texts(spec, request) if spec else [gr.skip()] * len(outputs)  # no result yet: leave the panel
+    state.change(show, state, list(outputs.values()), api_name=f"{recipe}_texts", queue=False, show_progress="hidden")
     named = dict(controls)
     if sampling is not None:
         named.update({name: getattr(sampling, name) for name in SETTING_CONTROLS})
     ui.links[recipe] = named
-    return Panel(outputs, named)
+    return Panel({"reproduce": state}, named)
 
 
 def _takes_files(recipe: str) -> bool:
@@ -103,7 +110,7 @@ def _save_inputs(recipe: str, args: dict, model) -> tuple[dict, list[str], bool]
     folder, exact, out = out_dir(), True, dict(args)
     for name, picture in pictures.items():
         if isinstance(picture, np.ndarray) and picture.dtype == bool:  # a mask at the model's size
-            picture = mask_picture(picture, Image.fromarray(np.asarray(args["image"])).size[::-1])
+            picture = mask_picture(picture, np.asarray(args["image"]).shape[:2])
             buffer = io.BytesIO()
             picture.save(buffer, "PNG")
             exact = torch.equal(load_mask(buffer, model), torch.from_numpy(pictures[name]))
@@ -114,13 +121,10 @@ def _save_inputs(recipe: str, args: dict, model) -> tuple[dict, list[str], bool]
     return out, [out[k] for k in sorted(names) if k in out], exact
 
 
-def _base_url() -> str:
-    """The page's public address (behind a Space's proxy too), from the event's request; "" when unknown (a
-    ZeroGPU worker): the link is then relative to the page."""
-    from gradio.context import LocalContext
+def _base_url(request: gr.Request | None) -> str:
+    """The page's public address (behind a Space's proxy too); "" when unknown: the link is then relative."""
     from gradio.route_utils import get_root_url
 
-    request = LocalContext.request.get(None)
     try:
         raw = request.request
         return get_root_url(raw, route_path=raw.url.path, root_path=raw.scope.get("root_path")) + "/"
@@ -129,21 +133,26 @@ def _base_url() -> str:
 
 
 def result(lab: Lab, session, model: ddpm.DiffusionModel, recipe: str, args: dict, settings: ddpm.Settings) -> dict:
-    """The panel's outputs for a finished result: {"python", "cli", "link"} and, for a recipe of input files,
-    "inputs" (those files)."""
-    name = model_name(lab, session, model)
-    settings = settings.resolved(model.device)
+    """The panel's output for a finished result: {"reproduce": the recipe, in plain values, its pictures saved}."""
     args, files, exact = _save_inputs(recipe, args, model)
+    return {"reproduce": {"recipe": recipe, "model": model_name(lab, session, model), "args": args,
+                          "settings": asdict(settings.resolved(model.device)), "files": files, "exact": exact}}
+
+
+def texts(spec: dict, request: gr.Request | None = None) -> list:
+    """A result's recipe (``result``'s) -> the panel's texts: Python, command line, link (and the input files)."""
+    recipe, name, args = spec["recipe"], spec["model"], spec["args"]
+    settings = ddpm.Settings(**spec["settings"])
     python = rp.as_python(recipe, name, args, settings)
     try:
         cli = rp.as_cli(recipe, name, args, settings)
     except ValueError as err:
         cli = f"# {err}"
-    if not exact:
+    if not spec["exact"]:
         note = "# the picture is under twice the model's size: the mask file only approximates the mask used\n"
         python, cli = note + python, note + cli
-    out = {"python": python, "cli": cli, "link": f"{_base_url()}?{rp.to_query(recipe, name, args, settings)}"}
-    return {**out, "inputs": files or None} if _takes_files(recipe) else out
+    out = [python, cli, f"{_base_url(request)}?{rp.to_query(recipe, name, args, settings)}"]
+    return out + [spec["files"] or None] if _takes_files(recipe) else out
 
 
 # -- reading a link --------------------------------------------------------------------------------------------

@@ -68,8 +68,10 @@ def picture(path) -> np.ndarray:
 
 def test_generate_texts_give_the_apps_grid_pixel_for_pixel(zoo, tmp_path):
     folder, model, client = zoo
-    grid, _, status, python, command, link = client.predict(
+    grid, _, status = client.predict(
         folder, ["3", "1", "7"], 2, FAST["sampler"], FAST["steps"], FAST["guidance"], 5, api_name="/generate")
+    python, command, link = client.predict(api_name="/generate_texts")  # this session's last result
+    assert link.startswith(("http://127.0.0.1", "http://localhost")) and "/?recipe=generate&" in link
     assert status.startswith("Done")
     images = run_python(python, tmp_path)["images"]
     shown, captions, ncol = generate.layout(model, ["3", "1", "7"], 2)
@@ -85,8 +87,8 @@ def test_generate_texts_give_the_apps_grid_pixel_for_pixel(zoo, tmp_path):
 def test_sdedit_texts_name_the_saved_input_and_give_each_strength(zoo, tmp_path):
     folder, model, client = zoo
     upload = png(tmp_path, digit_picture())
-    gallery, _, status, python, command, link, inputs = client.predict(
-        folder, editor(upload), "4", [0.4, 0.8], *FAST.values(), 9, api_name="/sdedit")
+    gallery, _, status = client.predict(folder, editor(upload), "4", [0.4, 0.8], *FAST.values(), 9, api_name="/sdedit")
+    python, command, link, inputs = client.predict(api_name="/sdedit_texts")
     assert status.startswith("Done") and len(inputs) == 1
     assert f"prepare_image({inputs[0]!r}" not in python  # a served copy is not the saved file the text names
     images = run_python(python, tmp_path)["images"]
@@ -100,8 +102,9 @@ def test_sdedit_texts_name_the_saved_input_and_give_each_strength(zoo, tmp_path)
 def test_inpaint_texts_give_the_same_images_and_mask(zoo, tmp_path):
     folder, model, client = zoo
     upload, paint = png(tmp_path, digit_picture()), png(tmp_path, layer(), "layer.png")
-    _, grid, status, python, command, link, inputs = client.predict(
-        folder, editor(upload, [paint]), "(none)", True, 2, "ddim", 4, 2.0, 3, api_name="/inpaint")
+    _, grid, status = client.predict(folder, editor(upload, [paint]), "(none)", True, 2, "ddim", 4, 2.0, 3,
+                                     api_name="/inpaint")
+    python, command, link, inputs = client.predict(api_name="/inpaint_texts")
     assert status.startswith("Done") and len(inputs) == 2 and "# the picture" not in python
     images = run_python(python, tmp_path)["images"]
     expected = im.captioned_grid(images, ["seed 3 #1", "seed 3 #2"], 2, im.display_scale(28) // 2)
@@ -112,11 +115,11 @@ def test_inpaint_texts_give_the_same_images_and_mask(zoo, tmp_path):
 
 def test_forward_python_gives_the_three_panels(zoo, tmp_path):
     folder, model, client = zoo
-    out = client.predict(folder, editor(png(tmp_path, digit_picture())), 500, 77, 1.5, api_name="/forward")
-    panels, (python, command, link, inputs) = out[:4], out[-4:]
+    *panels, _ = client.predict(folder, editor(png(tmp_path, digit_picture())), 500, 77, 1.5, api_name="/forward")
+    python, command, link, inputs = client.predict(api_name="/forward_texts")
     images = run_python(python, tmp_path)["images"]
     k = im.display_scale(28)
-    for shown, x in zip(panels[1:], images, strict=True):
+    for shown, x in zip(panels[1:], images, strict=True):  # panels[0] is the input
         np.testing.assert_array_equal(picture(shown), im.to_display(x, k))
     assert command.startswith("# the forward process has no command-line verb")
     assert from_query(link.split("?", 1)[1])[3].seed == 77
@@ -124,8 +127,8 @@ def test_forward_python_gives_the_three_panels(zoo, tmp_path):
 
 def test_hybrid_texts_give_the_apps_from_afar_picture(zoo, tmp_path):
     folder, model, client = zoo
-    _, small, status, python, command, link = client.predict(
-        folder, "8", "3", 0.0, 2, *FAST.values(), 1, 2, 6.0, api_name="/hybrid")
+    _, small, status = client.predict(folder, "8", "3", 0.0, 2, *FAST.values(), 1, 2, 6.0, api_name="/hybrid")
+    python, command, link = client.predict(api_name="/hybrid_texts")
     images = run_python(python, tmp_path)["images"]
     expected = im.captioned_grid(ddpm.illusions.from_afar(images, 4), None, 2, 1, pad=2)
     np.testing.assert_array_equal(picture(small), np.asarray(expected.convert("RGB")))
@@ -147,11 +150,13 @@ def test_an_illusions_python_and_cli_give_the_kept_candidates(zoo, tmp_path, mon
     else:
         last = handler_result(illusions.hybrid, lab, folder, "8", "3", 0.0, 2, *FAST.values(), 4, 3, 5.0, {})
     kept = np.stack([track.images["x"][-1] for track in last["run"].tracks])  # the app's own result, uint8
-    images = run_python(last["python"], tmp_path)["images"]
+    python, command, link = reproduce.texts(last["reproduce"])
+    assert link.startswith("?recipe=")  # no request: a link relative to the page
+    images = run_python(python, tmp_path)["images"]
     np.testing.assert_array_equal(im.to_uint8(images, rgb=False), kept)
     import ddpm.classifier  # the CLI ranks with the dataset's classifier; the model ships that same one
     monkeypatch.setattr(ddpm.classifier, "classifier_for", lambda dataset, **kw: model.classifier)
-    np.testing.assert_array_equal(run_cli(last["cli"], tmp_path / "a.npz"), im.to_numpy(images))
+    np.testing.assert_array_equal(run_cli(command, tmp_path / "a.npz"), im.to_numpy(images))
 
 
 def test_a_mask_picture_reads_back_as_the_models_mask_at_any_size_twice_the_models():
