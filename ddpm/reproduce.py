@@ -92,7 +92,8 @@ def as_python(recipe: str, model_name: str, args: dict, settings: Settings) -> s
     head += {"generate": ["from ddpm.explore import sample_batches"],
              "sdedit": ["from ddpm.images import prepare_image"],
              "forward": ["from ddpm.images import prepare_image"],
-             "inpaint": ["from ddpm.cli.edit import load_mask", "from ddpm.images import prepare_image"]}.get(recipe, [])
+             "inpaint": ["from ddpm.cli.edit import load_mask", "from ddpm.images import prepare_image"],
+             }.get(recipe, [])
     if ranked:
         head.append("from ddpm.illusions import sample_best, " + ("anagram_readings" if recipe == "anagram"
                                                                   else "hybrid_readings"))
@@ -123,7 +124,8 @@ def as_python(recipe: str, model_name: str, args: dict, settings: Settings) -> s
                                          f"{a['factor'] or AFAR_FACTOR})")
     else:  # forward: the noise is seeded by settings.seed; the sampler settings play no part
         lines += [f"image = prepare_image({a['image']!r}, model)",
-                  f"out = ddpm.forward_process(model, image, {a['t']}, seed=settings.seed, blur_sigma={a['blur_sigma']!r})",
+                  f"out = ddpm.forward_process(model, image, {a['t']}, seed=settings.seed, "
+                  f"blur_sigma={a['blur_sigma']!r})",
                   "images = torch.cat([out['x_t'], out['x0_pred'], out['blurred']])  # x_t, estimate of x0, blur"]
     lines.append("ddpm.images.save_grid(images, 'result.png')  # or keep working with images: (B, C, H, W) in [-1, 1]")
     return "\n".join(lines) + "\n"

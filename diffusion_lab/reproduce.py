@@ -54,8 +54,8 @@ def panel(ui: UI, recipe: str, run: gr.Button, controls: dict, sampling=None) ->
                     elem_classes="help")
         python = gr.Code(language="python", label="Python", interactive=False, lines=6, buttons=["copy"],
                          wrap_lines=True, elem_id=f"{recipe}-python")
-        cli = gr.Code(language="shell", label="Command line", interactive=False, lines=2, buttons=["copy"],
-                      wrap_lines=True, elem_id=f"{recipe}-cli")
+        cli = gr.Code(language="shell", label="Command line", interactive=False, lines=2, max_lines=4,
+                      buttons=["copy"], wrap_lines=True, elem_id=f"{recipe}-cli")
         link = gr.Textbox(label="Link to these settings", interactive=False, buttons=["copy"],
                           elem_id=f"{recipe}-link")
         outputs = {"python": python, "cli": cli, "link": link}
@@ -270,7 +270,8 @@ def read_links(demo: gr.Blocks, ui: UI, tabs: gr.Tabs) -> None:
         if not state:
             return {c: gr.skip() for c in [pending, *every]}
         controls = ui.links.get(state["recipe"], {})
-        return {**{c: gr.skip() for c in every}, pending: None, **{controls[k]: v for k, v in state["values"].items() if k in controls}}
+        filled = {controls[k]: v for k, v in state["values"].items() if k in controls}
+        return {**{c: gr.skip() for c in every}, pending: None, **filled}
 
     demo.load(load, [ui.model, ui.session], outputs, api_visibility="private")
     ui.model_ready.success(lambda: None, None, None, api_visibility="private", queue=False).then(

@@ -106,8 +106,8 @@ def test_an_illusion_link_selects_its_tab_and_a_bad_link_warns(site):
     query = ddpm.reproduce.to_query("anagram", name, {"parts": [(a, "identity"), (b, "flip_v")], "n": 3,
                                                       "best_of": 2}, ddpm.Settings(steps=9, seed=5))
     page = opened(browser, f"{url}?{query}")
-    page.wait_for_function("() => (document.querySelector('#anagram-candidates input[type=number]') || {}).value === '2'",
-                           timeout=20_000)
+    page.wait_for_function("() => (document.querySelector('#anagram-candidates input[type=number]') || {})"
+                           ".value === '2'", timeout=20_000)
     assert page.get_by_role("tab", name="Illusions", exact=True).get_attribute("aria-selected") == "true"
     assert "flip_v" in page.locator("#anagram-view input").first.input_value()
     shot(page, "anagram-from-link")
