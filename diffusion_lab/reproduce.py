@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import gradio as gr
@@ -31,6 +32,7 @@ from .lab import UI, Lab, out_dir
 TAB_OF = {"generate": "generate", "sdedit": "sdedit", "inpaint": "inpaint", "anagram": "illusions",
           "hybrid": "illusions", "forward": "forward"}
 SETTING_CONTROLS = ("sampler", "steps", "guidance", "seed")
+EDITORS = ("image", "editor")  # the controls that are picture editors
 GRADIO_KEYS = ("__theme", "logs", "view_api")  # query keys of Gradio and of Spaces, not ours
 RESULTS = out_dir().parent  # the folder every result's files live under: the only files a link may name
 
@@ -238,10 +240,12 @@ def read_links(demo: gr.Blocks, ui: UI, tabs: gr.Tabs) -> None:
     """On page load, a link's query parameters (``ddpm.reproduce.to_query``) select its tab and fill it in;
     what is wrong with a link is a warning on the page, never a crash. The values are set once more after
     the Model box has switched models (its followers reset a model's defaults)."""
-    every = list(dict.fromkeys(c for controls in ui.links.values() for c in controls.values()))
-    pending = gr.State(None)
+    # Picture editors are filled by events of their own that fire only when a link is opened: an editor listed
+    # among an event's outputs, even left as it was (gr.skip), lost an upload made just after (test_browser.py)
+    every = list(dict.fromkeys(c for controls in ui.links.values() for k, c in controls.items() if k not in EDITORS))
+    pending, opened = gr.State(None), gr.State(None)
 
-    outputs = [tabs, ui.model, ui.session, pending, *every]
+    outputs = [tabs, ui.model, ui.session, pending, opened, *every]
     nothing = {c: gr.skip() for c in outputs}  # (an empty dict would be read as one value for every output)
 
     def load(current, session, request: gr.Request):
@@ -262,17 +266,27 @@ def read_links(demo: gr.Blocks, ui: UI, tabs: gr.Tabs) -> None:
         if ignored:
             gr.Warning(f"The link's {', '.join(ignored)} mean nothing here: ignored", title="Link")
         controls = ui.links.get(recipe, {})
-        updates = {controls[k]: v for k, v in values.items() if k in controls}
+        updates = {controls[k]: v for k, v in values.items() if k in controls and k not in EDITORS}
         return {**nothing, tabs: gr.Tabs(selected=TAB_OF[recipe]), ui.model: name, ui.session: session,
-                pending: {"recipe": recipe, "values": values} if name != current else None, **updates}
+                pending: {"recipe": recipe, "values": values} if name != current else None,
+                opened: {"recipe": recipe, "values": values}, **updates}
 
     def again(state):
         if not state:
             return {c: gr.skip() for c in [pending, *every]}
         controls = ui.links.get(state["recipe"], {})
-        filled = {controls[k]: v for k, v in state["values"].items() if k in controls}
+        filled = {controls[k]: v for k, v in state["values"].items() if k in controls and k not in EDITORS}
         return {**{c: gr.skip() for c in every}, pending: None, **filled}
 
     demo.load(load, [ui.model, ui.session], outputs, api_visibility="private")
     ui.model_ready.success(lambda: None, None, None, api_visibility="private", queue=False).then(
         again, pending, [pending, *every], api_visibility="private", queue=False)
+    for recipe, controls in ui.links.items():
+        for key in EDITORS:
+            if key in controls:
+                opened.change(partial(_editor_value, recipe, key), opened, controls[key], api_visibility="private",
+                              queue=False)
+
+
+def _editor_value(recipe: str, key: str, state):
+    return state["values"][key] if state and state["recipe"] == recipe else gr.skip()

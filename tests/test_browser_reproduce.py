@@ -89,7 +89,11 @@ def test_a_result_shows_its_texts_and_its_link_opens_the_same_settings(site):
     page = opened(browser, f"{url}?{urlencode(pairs)}")
     page.wait_for_function("() => document.querySelector('#gen-steps input[type=number]').value === '7'",
                            timeout=20_000)
-    page.wait_for_timeout(1500)  # the Model box's followers have run by now
+    page.wait_for_function("name => document.querySelector('#model-info').innerText.includes(name)", arg=other,
+                           timeout=30_000)
+    page.wait_for_function("() => document.querySelector('#gen-guidance input[type=number]').value === '4.5'",
+                           timeout=30_000)
+    page.wait_for_timeout(1500)  # the Model box's followers have run by now, and the link's values stay
     assert page.locator("#model input").first.input_value() == other
     assert (number(page, "gen-steps"), number(page, "gen-guidance"), number(page, "gen-per-class")) == (7, 4.5, 3)
     chosen = page.locator("#gen-classes .token").all_inner_texts()
