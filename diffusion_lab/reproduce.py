@@ -243,7 +243,7 @@ def read_links(demo: gr.Blocks, ui: UI, tabs: gr.Tabs) -> None:
     # Picture editors are filled by events of their own that fire only when a link is opened: an editor listed
     # among an event's outputs, even left as it was (gr.skip), lost an upload made just after (test_browser.py)
     every = list(dict.fromkeys(c for controls in ui.links.values() for k, c in controls.items() if k not in EDITORS))
-    pending, opened = gr.State(None), gr.State(None)
+    pending, opened, replay = gr.State(None), gr.State(None), gr.State(None)
 
     outputs = [tabs, ui.model, ui.session, pending, opened, *every]
     nothing = {c: gr.skip() for c in outputs}  # (an empty dict would be read as one value for every output)
@@ -271,7 +271,8 @@ def read_links(demo: gr.Blocks, ui: UI, tabs: gr.Tabs) -> None:
                 pending: {"recipe": recipe, "values": values} if name != current else None,
                 opened: {"recipe": recipe, "values": values}, **updates}
 
-    def again(state):
+    def again(box):
+        state = box[0] if box else None
         if not state:
             return {c: gr.skip() for c in [pending, *every]}
         controls = ui.links.get(state["recipe"], {})
@@ -279,8 +280,11 @@ def read_links(demo: gr.Blocks, ui: UI, tabs: gr.Tabs) -> None:
         return {**{c: gr.skip() for c in every}, pending: None, **filled}
 
     demo.load(load, [ui.model, ui.session], outputs, api_visibility="private")
-    ui.model_ready.success(lambda: None, None, None, api_visibility="private", queue=False).then(
-        again, pending, [pending, *every], api_visibility="private", queue=False)
+    # after a model switch, a pending link's values once more; the controls are outputs of an event that fires
+    # only then (a control among every model switch's outputs lost its own follower's update: test_browser.py)
+    ui.model_ready.success(lambda state: [state] if state else gr.skip(),  # (a returned dict reads as outputs)
+                           pending, replay, api_visibility="private", queue=False)
+    replay.change(again, replay, [pending, *every], api_visibility="private", queue=False)
     for recipe, controls in ui.links.items():
         for key in EDITORS:
             if key in controls:
