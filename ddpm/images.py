@@ -228,7 +228,13 @@ def open_image(source, name: str = "the image") -> Image.Image:
 def prepare_sketch(picture, model) -> torch.Tensor:
     """A drawing on blank white paper (RGB, any size) -> (C, H, W) in [-1, 1], as ``prepare_image``; for a
     colour model the picture is first cropped to what was drawn (with a margin), so a small drawing in a
-    corner of the canvas fills the model's image as an emoji fills its frame."""
+    corner of the canvas fills the model's image as an emoji fills its frame (``sketch_paper``)."""
+    return prepare_image(sketch_paper(picture, model), model)
+
+
+def sketch_paper(picture, model) -> Image.Image:
+    """The RGB picture ``prepare_sketch`` hands ``prepare_image``: the drawing, cropped for a colour model.
+    Saved losslessly, it gives the very same model input through ``prepare_image`` (a result's reproduction)."""
     picture = _flatten(_to_pil(picture))
     if model.channels == 3:
         ink = 1 - np.asarray(picture.convert("L"), dtype=np.float32) / 255
@@ -239,7 +245,7 @@ def prepare_sketch(picture, model) -> torch.Tensor:
             paper = Image.new("RGB", (side, side), (255, 255, 255))
             paper.paste(picture, (side // 2 - cx, side // 2 - cy))
             picture = paper
-    return prepare_image(picture, model)
+    return picture
 
 
 def fit_mask(mask, model, threshold: float = 0.3) -> np.ndarray:

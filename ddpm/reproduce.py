@@ -4,12 +4,16 @@ A recipe is (recipe name, model name or path, args, Settings). ``args`` holds th
 as ``ARGS`` lists them; edits name the picture files they were run on (the app saves the picture it prepared
 from, and every path prepares it with ``ddpm.images.prepare_image``), so the text gives exactly that result.
 Generation follows the app's and the CLI's one rule: ``ddpm.explore.sample_batches`` (a seed per image).
+Illusions draw ``n * best_of`` candidates and keep the best of each ``best_of`` by the model's classifier
+(``ddpm.illusions.sample_best``), as the app and ``python -m ddpm illusion`` do. ``forward`` (the forward
+process: noise a picture to step t, seeded by ``settings.seed``) has Python text and a link, no verb.
 """
 from __future__ import annotations
 
 import shlex
 from urllib.parse import parse_qs, urlencode
 
+from .defaults import AFAR_FACTOR
 from .recipes import Settings
 
 REQUIRED = object()
@@ -20,10 +24,14 @@ ARGS = {
     "sdedit": (("image", "path", REQUIRED), ("strengths", "floats", REQUIRED), ("labels", "label", None)),
     "inpaint": (("image", "path", REQUIRED), ("mask", "path", REQUIRED), ("labels", "label", None),
                 ("n", "int", 1), ("jump_length", "int", 0), ("jump_n_sample", "int", 1)),
-    "anagram": (("parts", "parts", REQUIRED), ("n", "int", 1)),
+    "anagram": (("parts", "parts", REQUIRED), ("n", "int", 1), ("best_of", "int", 1),
+                ("view_guidance", "floats", None), ("repeats", "int", 0)),
     "hybrid": (("low_label", "label", None), ("high_label", "label", None), ("sigma", "float", None),
-               ("n", "int", 1)),
+               ("factor", "int", None), ("high_guidance", "float", None), ("n", "int", 1), ("best_of", "int", 1)),
+    "forward": (("image", "path", REQUIRED), ("t", "int", REQUIRED), ("blur_sigma", "float", None)),
 }
+# The settings ``python -m ddpm illusion`` has no flag for: a recipe that needs them has no command line.
+_ILLUSION_FIXED = {"eta": 0.0, "dtype": "float32", "compile": False}
 _SETTINGS = (("sampler", str), ("steps", int), ("guidance", float), ("eta", float), ("seed", int), ("dtype", str))
 
 
@@ -65,13 +73,30 @@ def _settings_text(s: Settings) -> str:
     return f"ddpm.Settings({fields}{', compile=True' if s.compile else ''})"
 
 
+def _illusion_lines(a: dict, job: str, readings: str) -> list[str]:
+    """An illusion's job, and with ``best_of`` > 1 the ranking by the model's classifier."""
+    if a["best_of"] == 1:
+        return [f"images = {job}.run()"]
+    return [f"job = {job}  # n * best_of candidates",
+            f"readings = {readings}",
+            f"images, scores, _ = sample_best(job, readings, model.classifier, best_of={a['best_of']})  "
+            f"# the best of each {a['best_of']}"]
+
+
 def as_python(recipe: str, model_name: str, args: dict, settings: Settings) -> str:
-    """Python that gives exactly this result: it ends with ``images``, (B, C, H, W) in [-1, 1]."""
+    """Python that gives exactly this result: it ends with ``images``, (B, C, H, W) in [-1, 1] (``forward``:
+    the noisy x_t, the one-step estimate of x0 and the blur, stacked)."""
     a = normalise(recipe, args)
-    head = (["import torch", ""] if recipe == "sdedit" else []) + ["import ddpm", "import ddpm.images"]
+    ranked = recipe in ("anagram", "hybrid") and a["best_of"] > 1
+    head = (["import torch", ""] if recipe in ("sdedit", "forward") else []) + ["import ddpm", "import ddpm.images"]
     head += {"generate": ["from ddpm.explore import sample_batches"],
              "sdedit": ["from ddpm.images import prepare_image"],
-             "inpaint": ["from ddpm.cli.edit import load_mask", "from ddpm.images import prepare_image"]}.get(recipe, [])
+             "forward": ["from ddpm.images import prepare_image"],
+             "inpaint": ["from ddpm.cli.edit import load_mask", "from ddpm.images import prepare_image"],
+             }.get(recipe, [])
+    if ranked:
+        head.append("from ddpm.illusions import sample_best, " + ("anagram_readings" if recipe == "anagram"
+                                                                  else "hybrid_readings"))
     lines = [*head, "", f"model = ddpm.load({model_name!r})", f"settings = {_settings_text(settings)}"]
     if recipe == "generate":
         call = f"sample_batches(model, {a['labels']!r}, settings" + (f", n={a['n']!r})" if a["n"] is not None else ")")
@@ -86,10 +111,22 @@ def as_python(recipe: str, model_name: str, args: dict, settings: Settings) -> s
                   f"images = ddpm.inpaint(model, image.expand({a['n']}, -1, -1, -1), mask, labels={a['labels']!r}, "
                   f"settings=settings, jump_length={a['jump_length']}, jump_n_sample={a['jump_n_sample']}).run()"]
     elif recipe == "anagram":
-        lines.append(f"images = ddpm.anagram(model, {a['parts']!r}, n={a['n']}, settings=settings).run()")
-    else:
-        lines.append(f"images = ddpm.hybrid(model, {a['low_label']!r}, {a['high_label']!r}, sigma={a['sigma']!r}, "
-                     f"n={a['n']}, settings=settings).run()")
+        total = a["n"] * a["best_of"]
+        more = (f", guidances={a['view_guidance']!r}" if a["view_guidance"] is not None else "") + \
+            (f", repeats={a['repeats']}" if a["repeats"] else "")
+        lines += _illusion_lines(a, f"ddpm.anagram(model, {a['parts']!r}, n={total}, settings=settings{more})",
+                                 f"anagram_readings(model, {a['parts']!r})")
+    elif recipe == "hybrid":
+        total = a["n"] * a["best_of"]
+        job = (f"ddpm.hybrid(model, {a['low_label']!r}, {a['high_label']!r}, sigma={a['sigma']!r}, n={total}, "
+               f"settings=settings, factor={a['factor']!r}, high_guidance={a['high_guidance']!r})")
+        lines += _illusion_lines(a, job, f"hybrid_readings(model, {a['low_label']!r}, {a['high_label']!r}, "
+                                         f"{a['factor'] or AFAR_FACTOR})")
+    else:  # forward: the noise is seeded by settings.seed; the sampler settings play no part
+        lines += [f"image = prepare_image({a['image']!r}, model)",
+                  f"out = ddpm.forward_process(model, image, {a['t']}, seed=settings.seed, "
+                  f"blur_sigma={a['blur_sigma']!r})",
+                  "images = torch.cat([out['x_t'], out['x0_pred'], out['blurred']])  # x_t, estimate of x0, blur"]
     lines.append("ddpm.images.save_grid(images, 'result.png')  # or keep working with images: (B, C, H, W) in [-1, 1]")
     return "\n".join(lines) + "\n"
 
@@ -100,14 +137,43 @@ def _cli_labels(labels: list[str]) -> str:
     return ",".join(labels)
 
 
+def _illusion_words(recipe: str, a: dict, settings: Settings) -> list[str]:
+    """``python -m ddpm illusion anagram|hybrid``'s own words, or ValueError for what it has no flag for."""
+    if recipe == "anagram":
+        parts = a["parts"]
+        if len(parts) != 2 or parts[0][1] != "identity":
+            raise ValueError("the illusion verb makes two-part anagrams, the first part as is: use the Python text")
+        classes, more = [label for label, _ in parts], ["--view", parts[1][1]]
+        if a["view_guidance"] is not None:
+            more += ["--view-guidance", ",".join(repr(g) for g in a["view_guidance"])]
+        if a["repeats"]:
+            more += ["--repeats", str(a["repeats"])]
+    else:
+        classes = [a["low_label"], a["high_label"]]
+        more = ["--sigma", repr(a["sigma"])] if a["sigma"] is not None else \
+            ["--factor", str(a["factor"])] if a["factor"] is not None else []
+        # the recipe's None is "as the low part", which the verb spells out
+        more += ["--high-guidance", repr(settings.guidance if a["high_guidance"] is None else a["high_guidance"])]
+    if any(label is None for label in classes):
+        raise ValueError(f"the illusion verb needs both classes (this {recipe} has 'any'): use the Python text")
+    fixed = [name for name, value in _ILLUSION_FIXED.items() if getattr(settings, name) != value]
+    if fixed:
+        raise ValueError(f"the illusion verb has no flag for {', '.join(fixed)}: use the Python text")
+    return ["--classes", _cli_labels(classes), *more, "--n", str(a["n"]), "--best-of", str(a["best_of"])]
+
+
 def as_cli(recipe: str, model_name: str, args: dict, settings: Settings, out: str = "result.png") -> str:
-    """The ``python -m ddpm ...`` command that gives exactly this result (generate, sdedit and inpaint; the
-    illusions have no verb yet: ValueError)."""
+    """The ``python -m ddpm ...`` command that gives exactly this result. ValueError (one line) where no verb
+    does: the forward process, and illusions with settings ``python -m ddpm illusion`` has no flag for."""
     a = normalise(recipe, args)
-    if recipe in ("anagram", "hybrid"):
-        raise ValueError(f"{recipe} has no command-line verb yet: use the Python text")
-    words = ["python", "-m", "ddpm", "sample" if recipe == "generate" else recipe, "--model", model_name]
-    if recipe == "generate":
+    if recipe == "forward":
+        raise ValueError("the forward process has no command-line verb: use the Python text")
+    illusion = recipe in ("anagram", "hybrid")
+    verb = ["illusion", recipe] if illusion else ["sample" if recipe == "generate" else recipe]
+    words = ["python", "-m", "ddpm", *verb, "--model", model_name]
+    if illusion:
+        words += _illusion_words(recipe, a, settings)
+    elif recipe == "generate":
         words += ["--labels", _cli_labels(a["labels"])] if a["labels"] is not None else ["--n", str(a["n"] or 1)]
     else:
         words += ["--image", a["image"]]
@@ -165,7 +231,8 @@ def from_query(query: str) -> tuple[str, str, dict, Settings]:
         try:
             return kind(q[key][-1])
         except ValueError:
-            raise ValueError(f"the link's {key} is not a {kind.__name__}: {q[key][-1]!r}") from None
+            what = {"int": "whole number", "float": "number"}.get(kind.__name__, kind.__name__)
+            raise ValueError(f"the link's {key} is not a {what}: {q[key][-1]!r}") from None
 
     recipe = one("recipe")
     _check_recipe(recipe)

@@ -212,6 +212,7 @@ class UI:
     last_run: gr.State               # the user's last run, for the Denoising steps tab
     model_ready: object              # the Model box's change event: tabs follow the model on its success
     runs: list = field(default_factory=list)  # every tab's run events (the steps tab shows what they leave)
+    links: dict = field(default_factory=dict)  # recipe -> {name: control} a link fills (diffusion_lab.reproduce)
 
     def select_model(self, name, session):
         return describe(self.lab.model(name, session))

@@ -10,6 +10,7 @@ import gradio as gr
 import ddpm
 
 from .lab import FILE_TTL, UI, Lab, header, load_bundled
+from .reproduce import read_links
 
 QUEUE_SIZE = 16          # waiting requests before "queue is full": one 2-vCPU Space runs one job at a time
 CSS_FILE = Path(__file__).resolve().parent / "assets" / "style.css"
@@ -26,8 +27,9 @@ def build(models: dict[str, ddpm.DiffusionModel] | None, tabs: list[Callable[[UI
     with gr.Blocks(title="Diffusion Lab", delete_cache=(FILE_TTL, FILE_TTL)) as demo:
         demo.lab = lab  # launch starts its background compilation
         ui = header(lab)
-        with gr.Tabs(overflow_behavior="wrap", elem_id="tabs"):  # no tab hidden behind a "..." on a phone
+        with gr.Tabs(overflow_behavior="wrap", elem_id="tabs") as tab_row:  # no tab behind a "..." on a phone
             listeners = [create(ui) for create in tabs]
+        read_links(demo, ui, tab_row)
         for listen in listeners:
             if callable(listen):
                 for event in ui.runs:

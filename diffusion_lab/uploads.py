@@ -88,6 +88,12 @@ def sketch(value, model):
     """A Sketchpad / ImageEditor value (strokes over an optional picture) or a plain picture -> the model's
     (C, H, W) input in [-1, 1]. Strokes on blank paper are prepared as a drawing (``prepare_sketch``), anything
     with a picture as an upload (``prepare_image``). Raises ValueError for an empty or one-colour canvas."""
+    return im.prepare_image(sketch_picture(value, model), model)
+
+
+def sketch_picture(value, model) -> Image.Image:
+    """The RGB picture ``sketch`` prepares the model's input from (``prepare_image`` of it is that input): what
+    a result's reproduction saves beside it."""
     bg, layers = editor_parts(value)
     painted = any(layer[..., 3].any() for layer in layers)
     if not painted and (bg is None or not bg[..., 3].any()):
@@ -97,9 +103,7 @@ def sketch(value, model):
     if int(grey.max()) - int(grey.min()) < 3 and model.channels == 1:
         raise ValueError("the image is blank (one flat colour): draw something or upload a picture")
     has_picture = bg is not None and bg[..., 3].any() and (bg[..., :3].min() < 250 or bg[..., 3].min() < 255)
-    if painted and not has_picture:
-        return im.prepare_sketch(picture, model)
-    return im.prepare_image(picture, model)
+    return im.sketch_paper(picture, model) if painted and not has_picture else picture
 
 
 def preset_region(rgba: np.ndarray) -> np.ndarray:

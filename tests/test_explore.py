@@ -306,7 +306,7 @@ def test_the_cli_text_parses_with_the_real_parser_and_gives_the_same_images(save
             got = np.load(tmp_path / f"{recipe}.npz")["images"]
         np.testing.assert_array_equal(got, expected)
     with pytest.raises(ValueError, match="no command-line verb"):
-        as_cli(*recipes(picture, mask)[3][:1], folder, *recipes(picture, mask)[3][1:])
+        as_cli("forward", folder, {"image": picture, "t": 3}, settings())
 
 
 def test_a_link_query_round_trips_every_recipe(saved):
@@ -318,7 +318,7 @@ def test_a_link_query_round_trips_every_recipe(saved):
 
 
 @pytest.mark.parametrize("query, message", [("model=m", "no recipe"), ("recipe=paint&model=m", "unknown recipe"),
-                                            ("recipe=generate&model=m&steps=many", "steps is not a int"),
+                                            ("recipe=generate&model=m&steps=many", "steps is not a whole number"),
                                             ("recipe=generate&model=m&sampler=euler", "unknown sampler"),
                                             ("recipe=sdedit&model=m&image=a.png", "needs strengths")])
 def test_a_bad_link_is_a_one_line_error(query, message):

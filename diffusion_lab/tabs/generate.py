@@ -14,6 +14,7 @@ from ddpm import explore
 from ddpm import images as im
 from ddpm.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER
 
+from .. import reproduce
 from ..controls import sampling_controls
 from ..follow import follow_default, follow_model
 from ..inputs import class_list, plural, run_text, whole
@@ -153,7 +154,9 @@ def generate(lab: Lab, model, classes, per_class, sampler, steps, guidance, seed
            "status": f"Done: {model.name} · {what} · {seconds:.1f} s",
            "run": Run(f"Generate · {model.name} · {what}", tracks_from(frames, names, x), len(captions), ncol,
                       chart_lines(model, frames, x, shown),
-                      Replay(name, s, generate_job, dict(labels=labels, n=per_class), frame_steps(job), order, shown))}
+                      Replay(name, s, generate_job, dict(labels=labels, n=per_class), frame_steps(job), order, shown)),
+           **reproduce.result(lab, session, model, "generate", {"labels": labels, "n": None if labels else per_class},
+                              s)}
 
 
 def create(ui: UI):
@@ -184,12 +187,13 @@ def create(ui: UI):
                                  interactive=False, buttons=["download", "fullscreen"], elem_classes="picture")
                 files = gr.File(label="Downloads: the grid (PNG) and the denoising (GIF)", file_count="multiple",
                                 interactive=False, elem_id="gen-files", height=150)
+                repro = reproduce.panel(ui, "generate", run, {"classes": classes, "per_class": per_class}, sampling)
         rows = [[name, m.classes[:10], 2, m.default_sampler, 20, m.default_guidance, 0]
                 for name, m in lab.models.items()]
         if rows:
             labels = [f"{r[0]}: {', '.join(r[1][:4])}{', ...' if len(r[1]) > 4 else ''}" for r in rows]
             gr.Examples(rows, [ui.model, classes, per_class, *sampling.inputs], label="Examples", example_labels=labels)
-    outputs = {"image": image, "files": files, "status": status, "run": ui.last_run}
+    outputs = {"image": image, "files": files, "status": status, "run": ui.last_run, **repro.outputs}
     event = run.click(handler(generate, lab, outputs), [ui.model, classes, per_class, *sampling.inputs, ui.session],
                       list(outputs.values()), api_name="generate", show_progress_on=status, concurrency_id="model")
     stops(stop, event, status)

@@ -10,6 +10,7 @@ import ddpm
 from ddpm import illusions
 from ddpm import images as im
 
+from .. import reproduce
 from ..controls import sampling_controls
 from ..follow import model_or_none
 from ..inputs import real, run_text, target_class, whole
@@ -123,7 +124,9 @@ def anagram(lab: Lab, model, class_a, class_b, view, count, sampler, steps, guid
     yield {"result": im.captioned_grid(pairs, captions, 2 * min(n, 2), scale),
            "status": f"Done: {model.name} · {what}{note}",
            "run": Run(f"Anagram · {model.name} · {what}", tracks_from(frames, [f"#{i + 1}" for i in range(n)], x),
-                      chart=reading_lines(model, frames, x, readings))}
+                      chart=reading_lines(model, frames, x, readings)),
+           **reproduce.result(lab, session, model, "anagram", {"parts": [(a, "identity"), (b, v.spec)],
+                              "n": n if readings else n * k, "best_of": k if readings else 1}, s)}
 
 
 def hybrid(lab: Lab, model, low, high, sigma, count, sampler, steps, guidance, seed, candidates,
@@ -153,7 +156,10 @@ def hybrid(lab: Lab, model, low, high, sigma, count, sampler, steps, guidance, s
            "small": im.captioned_grid(illusions.from_afar(x, factor), None, min(n, 4), 1, pad=2),
            "status": f"Done: {model.name} · {what}{note}",
            "run": Run(f"Hybrid · {model.name} · {what}", tracks_from(frames, [f"#{i + 1}" for i in range(n)], x),
-                      chart=reading_lines(model, frames, x, readings))}
+                      chart=reading_lines(model, frames, x, readings)),
+           **reproduce.result(lab, session, model, "hybrid", {
+               "low_label": low, "high_label": high, "sigma": sigma or None, "factor": None if sigma else factor,
+               "high_guidance": up_close, "n": n if readings else n * k, "best_of": k if readings else 1}, s)}
 
 
 def follow_illusion(ui: UI, box_a, box_b, box_third, table: dict, tail, views: bool = False) -> None:
@@ -193,12 +199,14 @@ def anagram_column(ui: UI):
     status = gr.Textbox(label="Status", interactive=False, elem_id="anagram-status")
     result = gr.Image(label="Each image as is, and transformed", type="pil", format="png", height=300,
                       interactive=False, elem_id="anagram-result", buttons=["download"], elem_classes="picture")
+    repro = reproduce.panel(ui, "anagram", run, {"class_a": class_a, "class_b": class_b, "view": view, "count": count,
+                                                 "candidates": candidates}, sampling)
     # the first two of every model's presets: every model gets a button
     rows = [[name, *r] for name, m in ui.lab.models.items() for r in presets(m, ANAGRAMS, "rot180")[:2]]
     # labels, not a table: a table shows a class only if the *current* model has it (blank cells)
     gr.Examples(rows, [ui.model, class_a, class_b, view], label="Examples",
                 example_labels=[f"{m}: {a} / {b} {view_label(v)}" for m, a, b, v in rows])
-    outputs = {"result": result, "status": status, "run": ui.last_run}
+    outputs = {"result": result, "status": status, "run": ui.last_run, **repro.outputs}
     event = run.click(handler(anagram, ui.lab, outputs),
                       [ui.model, class_a, class_b, view, count, *sampling.inputs, candidates, ui.session],
                       list(outputs.values()),
@@ -235,10 +243,12 @@ def hybrid_column(ui: UI):
                      elem_classes="picture")
     small = gr.Image(label="From afar", type="pil", format="png", height=80, interactive=False,
                      elem_id="hybrid-small", buttons=[])
+    repro = reproduce.panel(ui, "hybrid", run, {"low": low, "high": high, "sigma": sigma, "count": count,
+                                                "candidates": candidates, "high_guidance": high_guidance}, sampling)
     rows = [[name, *r] for name, m in ui.lab.models.items() for r in presets(m, HYBRIDS, 0.0)[:2]]
     gr.Examples(rows, [ui.model, low, high, sigma], label="Examples",
                 example_labels=[f"{m}: {lo} from afar, {hi} up close" for m, lo, hi, _ in rows])
-    outputs = {"large": large, "small": small, "status": status, "run": ui.last_run}
+    outputs = {"large": large, "small": small, "status": status, "run": ui.last_run, **repro.outputs}
     event = run.click(handler(hybrid, ui.lab, outputs),
                       [ui.model, low, high, sigma, count, *sampling.inputs, candidates, high_guidance, ui.session],
                       list(outputs.values()), api_name="hybrid", show_progress_on=status, concurrency_id="model")

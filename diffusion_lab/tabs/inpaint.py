@@ -6,6 +6,7 @@ import torch
 
 from ddpm import images as im
 
+from .. import reproduce
 from ..controls import mask_input, sampling_controls
 from ..examples import example_images, image_examples, preset_mask
 from ..follow import follow_examples, follow_target
@@ -41,7 +42,10 @@ def inpaint(lab: Lab, model, image, target, repaint, count, sampler, steps, guid
     yield {"seen": seen, "result": grid, "status": f"Done: {model.name} · {what}",
            "run": Run(f"Inpaint · {model.name} · {what}", tracks_from(frames, [f"#{i + 1}" for i in range(n)], x),
                       ncol=min(n, 4), chart=chart_lines(model, frames, x, label and [label] * n),
-                      replay=Replay(name, s, inpaint_job, args, frame_steps(job), targets=label and [label] * n))}
+                      replay=Replay(name, s, inpaint_job, args, frame_steps(job), targets=label and [label] * n)),
+           **reproduce.result(lab, session, model, "inpaint",
+                              {"image": picture, "mask": mask, "labels": label, "n": n,
+                               "jump_length": 5 if repaint else 0, "jump_n_sample": 3 if repaint else 1}, s)}
 
 
 def create(ui: UI):
@@ -70,9 +74,11 @@ def create(ui: UI):
                                 height=230, interactive=False, elem_id="inpaint-seen", elem_classes="picture")
                 result = gr.Image(label="Results", type="pil", format="png", height=260, interactive=False,
                                   elem_id="inpaint-result", elem_classes="picture")
+                repro = reproduce.panel(ui, "inpaint", run, {"editor": editor, "target": target_box,
+                                                             "repaint": repaint, "count": count}, sampling)
         image_examples(ui.model, editor, examples, "Test-set examples (lower half masked)")
     follow_examples(ui, editor, examples)
-    outputs = {"seen": seen, "result": result, "status": status, "run": ui.last_run}
+    outputs = {"seen": seen, "result": result, "status": status, "run": ui.last_run, **repro.outputs}
     event = run.click(handler(inpaint, ui.lab, outputs),
                       [ui.model, editor, target_box, repaint, count, *sampling.inputs, ui.session],
                       list(outputs.values()), api_name="inpaint", show_progress_on=status, concurrency_id="model")

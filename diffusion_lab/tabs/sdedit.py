@@ -6,6 +6,7 @@ import gradio as gr
 import ddpm
 from ddpm import images as im
 
+from .. import reproduce
 from ..controls import sampling_controls, sketch_input
 from ..examples import example_images, image_examples
 from ..follow import follow_examples, follow_target
@@ -13,7 +14,7 @@ from ..inputs import NONE, real, run_text, target_class
 from ..lab import UI, Lab
 from ..runs import Run, scrub_value, scrubber, tracks_from
 from ..streaming import handler, stops, stream_job
-from ..uploads import sketch
+from ..uploads import sketch, sketch_picture
 
 STRENGTH_CHOICES = [round(0.1 * k, 1) for k in range(1, 11)]
 STRENGTHS = [0.2, 0.4, 0.6, 0.8, 1.0]  # the default pick
@@ -60,7 +61,9 @@ def sdedit(lab: Lab, model, image, target, strengths, sampler, steps, guidance, 
         tracks += tracks_from(frames, [caption], x)
     what = f"target {NONE if label is None else label} · {run_text(s)}{same_steps(levels, jobs, s.steps)}"
     yield {"gallery": results, "seen": seen, "status": f"Done: {model.name} · {what}",
-           "run": Run(f"SDEdit · {model.name} · {what}", tracks)}
+           "run": Run(f"SDEdit · {model.name} · {what}", tracks),
+           **reproduce.result(lab, session, model, "sdedit",
+                              {"image": sketch_picture(image, model), "strengths": levels, "labels": label}, s)}
 
 
 def create(ui: UI):
@@ -92,9 +95,11 @@ def create(ui: UI):
                                          min_width=280, format="png", object_fit="contain",
                                          elem_id="sdedit-gallery", elem_classes="picture")
                 steps = scrubber("sdedit-scrubber", "Run SDEdit: each strength's denoising steps appear here.")
+                repro = reproduce.panel(ui, "sdedit", run,
+                                        {"image": image, "target": target_box, "strengths": strengths}, sampling)
         image_examples(ui.model, image, examples)
     follow_examples(ui, image, examples)
-    outputs = {"gallery": gallery, "seen": seen, "status": status, "run": ui.last_run}
+    outputs = {"gallery": gallery, "seen": seen, "status": status, "run": ui.last_run, **repro.outputs}
     event = run.click(handler(sdedit, ui.lab, outputs),
                       [ui.model, image, target_box, strengths, *sampling.inputs, ui.session], list(outputs.values()),
                       api_name="sdedit", show_progress_on=status, concurrency_id="model")
