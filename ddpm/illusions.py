@@ -34,11 +34,16 @@ DEFAULT_TEMPERATURE = 1.0
 # Pairs that work on the first try (A/B:VIEW, LOW/HIGH:hybrid), as measured by ``evaluate_pairs``
 # (32 samples, dpm++ 20 steps, guidance 3; single-sample acceptance by an independent grader):
 # mnist 6/9:rot180 1.00, 2/5:flip_v 0.97, 8/3:hybrid 0.97 (area split; the Gaussian split gave 0.12);
-# letters A/V:flip_v 1.00, L/T:rot180 1.00, N/Z:rot90 and M/W:flip_v 1.00 (the last two measured before #21). Fashion and emoji have no measured
-# presets yet (emoji's classes are CLDR categories and may change with the dataset).
+# letters A/V:flip_v 1.00, L/T:rot180 1.00, N/Z:rot90 and M/W:flip_v 1.00 (the last two measured before #21). Fashion and emoji
+# (v1, CLDR categories) have no measured presets. emoji2, measured on its step-9,000 EMA snapshot (single / best of 8):
+# signs/flags:rot90 0.78 / 0.85, people/hands:flip_v 0.31 / 0.86, sky & weather/faces:hybrid 0.62 / 1.00 (a cloud or
+# a sun with a face), plants & fruit/faces:hybrid 0.41 / 0.92; failed: faces/flags:flip_v 0.06, sky & weather/plants &
+# fruit:rot180 0.00, faces/plants & fruit:rot180 0.06, vehicles/flags:flip_v 0.22 / 0.64, faces/food:hybrid 0.28 / 0.71,
+# flags/signs:hybrid 0.06 / 0.28.
 PRESETS: dict[str, list[str]] = {
     "mnist": ["6/9:rot180", "2/5:flip_v", "8/3:hybrid", "9/4:hybrid", "0/6:hybrid"],  # 9/4, 0/6: as best of 8 (0.96, 0.82)
     "letters": ["A/V:flip_v", "L/T:rot180", "N/Z:rot90", "M/W:flip_v"],
+    "emoji2": ["signs/flags:rot90", "people/hands:flip_v", "sky & weather/faces:hybrid", "plants & fruit/faces:hybrid"],
 }
 
 
