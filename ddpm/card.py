@@ -13,7 +13,7 @@ from .tables import format_class_table
 # Hub dataset ids of the datasets the Hub hosts (the others are named by our name)
 HUB_DATASETS = {"mnist": "ylecun/mnist", "fashion": "zalando-datasets/fashion_mnist"}
 DATASET_NAMES = {"mnist": "MNIST", "fashion": "Fashion-MNIST", "letters": "Letters A-Z (rendered fonts)",
-                 "emoji": "Noto Emoji"}
+                 "emoji": "Noto Emoji", "emoji2": "Emoji in three art styles (Noto, Twemoji, Fluent)"}
 # Who made the training data, to credit them (the licences themselves are in ddpm.data.DATASETS)
 ATTRIBUTION = {
     "mnist": "MNIST by Yann LeCun, Corinna Cortes and Christopher J. C. Burges (http://yann.lecun.com/exdb/mnist/)",
@@ -24,6 +24,19 @@ ATTRIBUTION = {
                "most, GPL/AGPL with the font exception for a few",
     "emoji": "Noto Emoji by Google (https://github.com/googlefonts/noto-emoji), from the npm package "
              "`emoji-datasource-google`",
+    # what the licences ask for (CC BY 4.0: creator, licence and its link, changes made; Apache-2.0 and MIT:
+    # the licence and copyright holder), from ddpm/data/EMOJI_SOURCES.md
+    "emoji2": ("**Noto Emoji** by Google, Apache License 2.0 (https://github.com/googlefonts/noto-emoji), via the "
+               "npm package `emoji-datasource-google` 16.0.0 (MIT, Cal Henderson);",
+               "**Twemoji** graphics by Twitter, Inc. and other contributors, licensed under CC BY 4.0 "
+               "(https://creativecommons.org/licenses/by/4.0/; https://github.com/jdecked/twemoji), via the npm "
+               "package `emoji-datasource-twitter` 16.0.0;",
+               "**Fluent Emoji** (flat style) by Microsoft Corporation, MIT License "
+               "(https://github.com/microsoft/fluentui-emoji), via the npm package `fluentui-emoji` 1.3.0 (MIT, "
+               "Mohammad Abu Mattar).",
+               "Changes: every image was resized to 32x32 and composited on white. OpenMoji (CC BY-SA 4.0) was left "
+               "out, so that no ShareAlike terms bind the weights. The dataset's `manifest.csv` gives the source and "
+               "licence of every image."),
 }
 # The weights' licence: MIT as the code, except where the training data asks that derived works share its
 # licence (MNIST: CC BY-SA 3.0)
@@ -146,8 +159,12 @@ def _data_section(model: DiffusionModel) -> list[str]:
         return []
     info = DATASETS[model.dataset]
     licence = WEIGHTS_LICENSE.get(model.dataset, "mit").upper().replace("CC-BY-SA-", "CC BY-SA ")
+    credit = ATTRIBUTION[model.dataset]
+    if isinstance(credit, tuple):  # several sources, each credited as its licence asks: a line each
+        return ["## Data and licence", "", f"Trained on {info.description}", "", "The training images:", "",
+                *[f"- {line}" for line in credit], "", f"The weights: {licence}.", ""]
     return ["## Data and licence", "", f"Trained on {info.description}", "",
-            f"The training images: {info.licence}; {ATTRIBUTION[model.dataset]}. The weights: {licence}.", ""]
+            f"The training images: {info.licence}; {credit}. The weights: {licence}.", ""]
 
 
 def _files_section(model: DiffusionModel) -> list[str]:

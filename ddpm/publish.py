@@ -27,7 +27,7 @@ SPACE_FILES = ["app.py", "README.md", "requirements.txt", "packages.txt", "LICEN
                "diffusion_lab/assets/*", "checkpoints/*/*", "examples/*/*.png", "examples/README.md"]
 IGNORE = ["**/__pycache__/*", "*.pyc", "checkpoints/*.tmp/*", "checkpoints/*.old/*"]
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
-EXAMPLES_PER_DATASET = {"mnist": 10, "fashion": 10, "letters": 8, "emoji": 9}
+EXAMPLES_PER_DATASET = {"mnist": 10, "fashion": 10, "letters": 8, "emoji": 9, "emoji2": 10}
 EXAMPLE_SIZE = 224  # px: examples are stored upscaled (NEAREST) so the editors show them large and sharp
 
 

@@ -13,6 +13,7 @@ import gradio as gr
 
 import ddpm
 from ddpm.checkpoint import HUB_ID
+from ddpm.data import DATASETS
 from ddpm.device import pick_device
 
 from .inputs import settings, user_errors, whole
@@ -179,9 +180,12 @@ def describe(model: ddpm.DiffusionModel) -> str:
         first = next((row for row in metrics if row.get("guidance") == model.default_guidance), metrics[0])
         floor = f", floor {first['fid_floor']:.1f}" if first.get("fid_floor") is not None else ""
         quality = f" · class accuracy {first['accuracy']:.3f}, FID {first['fid']:.1f}{floor} ({first['setting']})"
+    # the credit the data's licences ask for (CC BY 4.0 for emoji's Twemoji), where the model says its dataset
+    data = DATASETS.get(model.dataset or "")
+    credit = f" · training images: {data.licence}" if data is not None else ""
     return (f"**{model.name}** · {model.channels}×{model.image_size}×{model.image_size} · classes: {classes} · "
             f"`{model.denoiser.family}` {params:.2f} M params · {model.schedule.kind} schedule, "
-            f"T = {model.schedule.num_timesteps} · on {model.device.type}{quality}")
+            f"T = {model.schedule.num_timesteps} · on {model.device.type}{quality}{credit}")
 
 
 def out_dir() -> Path:

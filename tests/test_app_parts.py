@@ -187,6 +187,20 @@ def test_model_info_states_the_cards_measured_quality_with_its_floor(models):
     assert "accuracy" not in describe(models["emoji"])  # untrained: nothing measured, nothing claimed
 
 
+def test_model_info_credits_the_training_images_as_their_licences_ask(models):
+    """The Space shows no card, so the Model box's description carries the data's credit (Twemoji's CC BY 4.0
+    asks for its creator and a link to the licence)."""
+    model = models["emoji"]
+    assert "training images: Apache-2.0 (Noto Emoji" in describe(model)  # the tiny model says dataset emoji
+    model.dataset = "emoji2"
+    try:
+        info = describe(model)
+        assert "Twemoji (Twitter, Inc. and other contributors, CC BY 4.0: https://creativecommons.org/licenses/by/4.0/)" in info
+        assert "Noto Emoji (Google, Apache-2.0)" in info and "Fluent Emoji flat (Microsoft, MIT)" in info
+    finally:
+        model.dataset = "emoji"
+
+
 def test_model_info_headlines_the_row_at_the_models_own_guidance(models):
     model = models["emoji"]
     rows = [{"setting": f"dpm++ 20 steps, guidance {g:g}", "guidance": g, "accuracy": acc, "fid": fid,

@@ -113,8 +113,9 @@ DATASETS: dict[str, DatasetInfo] = {
         channels=3,
         image_size=32,
         class_names=tuple(EMOJI2_CLASSES),
-        licence="Noto Emoji (Apache-2.0, Google), Twemoji (CC BY 4.0, Twitter, Inc. and "
-        "contributors), Fluent Emoji flat (MIT, Microsoft); per image in manifest.csv",
+        licence="Noto Emoji (Google, Apache-2.0), Twemoji (Twitter, Inc. and other contributors, "
+        "CC BY 4.0: https://creativecommons.org/licenses/by/4.0/), Fluent Emoji flat (Microsoft, MIT); "
+        "resized to 32x32 on white; per image in manifest.csv",
         description="Emoji in three art styles (Noto, Twemoji, Fluent flat) at 32x32 RGB on "
         "white, in 10 classes by look (merged CLDR subgroups), with up to 2 skin tones per "
         "emoji; ~15% of the emoji of each class held out, all styles and tones of one emoji "
