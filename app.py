@@ -6,7 +6,7 @@ The same file runs as a Hugging Face Space, on CPU or GPU (ZeroGPU too). Models 
 checkpoints/; the Model box also takes a Hub id of any ``UNet2DModel``, and a checkpoint folder where local
 models are allowed (DDPM_ALLOW_LOCAL_MODELS=1/0; by default off on a Space, on elsewhere).
 The app itself lives in diffusion_lab/ (one module per tab); every action has an API name: /generate,
-/forward, /sdedit, /inpaint, /anagram, /hybrid.
+/forward, /sdedit, /inpaint, /anagram, /hybrid, /branch, /compare (and /<tab>_texts for a result's reproduce texts).
 """
 from diffusion_lab.demo import build_demo, launch
 
