@@ -49,6 +49,7 @@ def follow_default(ui: UI, box, default_of: Callable) -> None:
     switch leaves their value. Call it inside a tab: its State must not sit between tabs."""
     moved = gr.State(False)
     box.input(lambda: True, None, moved, api_visibility="private", queue=False)
+    ui.followed[box] = moved  # a link that sets the control sets this too (diffusion_lab.reproduce.read_links)
 
     def update(name, session, touched):
         model = None if touched else model_or_none(ui, name, session)

@@ -217,6 +217,7 @@ class UI:
     model_ready: object              # the Model box's change event: tabs follow the model on its success
     runs: list = field(default_factory=list)  # every tab's run events (the steps tab shows what they leave)
     links: dict = field(default_factory=dict)  # recipe -> {name: control} a link fills (diffusion_lab.reproduce)
+    followed: dict = field(default_factory=dict)  # control -> its 'set by the user' State (follow.follow_default)
 
     def select_model(self, name, session):
         return describe(self.lab.model(name, session))

@@ -245,7 +245,8 @@ def read_links(demo: gr.Blocks, ui: UI, tabs: gr.Tabs) -> None:
     every = list(dict.fromkeys(c for controls in ui.links.values() for k, c in controls.items() if k not in EDITORS))
     pending, opened, replay = gr.State(None), gr.State(None), gr.State(None)
 
-    outputs = [tabs, ui.model, ui.session, pending, opened, *every]
+    moved = list(dict.fromkeys(ui.followed[c] for c in every if c in ui.followed))
+    outputs = [tabs, ui.model, ui.session, pending, opened, *every, *moved]
     nothing = {c: gr.skip() for c in outputs}  # (an empty dict would be read as one value for every output)
 
     def load(current, session, request: gr.Request):
@@ -267,6 +268,8 @@ def read_links(demo: gr.Blocks, ui: UI, tabs: gr.Tabs) -> None:
             gr.Warning(f"The link's {', '.join(ignored)} mean nothing here: ignored", title="Link")
         controls = ui.links.get(recipe, {})
         updates = {controls[k]: v for k, v in values.items() if k in controls and k not in EDITORS}
+        if name != current:  # the link's guidance / sampler count as the user's: the model switch keeps them
+            updates.update({ui.followed[c]: True for c in list(updates) if c in ui.followed})
         return {**nothing, tabs: gr.Tabs(selected=TAB_OF[recipe]), ui.model: name, ui.session: session,
                 pending: {"recipe": recipe, "values": values} if name != current else None,
                 opened: {"recipe": recipe, "values": values}, **updates}

@@ -93,9 +93,7 @@ def test_a_result_shows_its_texts_and_its_link_opens_the_same_settings(site):
                            timeout=30_000)
     page.wait_for_timeout(1500)  # the Model box's followers have run by now
     assert page.locator("#model input").first.input_value() == other
-    assert (number(page, "gen-steps"), number(page, "gen-per-class")) == (7, 3)
-    # (guidance and sampler: the Generate tab's followers may set the new model's own defaults after the link's
-    # values; the replay after the switch is not reliable yet, see the report)
+    assert (number(page, "gen-steps"), number(page, "gen-per-class"), number(page, "gen-guidance")) == (7, 3, 4.5)
     chosen = page.locator("#gen-classes .token").all_inner_texts()
     assert [c.strip() for c in chosen] == models[other].classes[:2]
     assert page.get_by_role("tab", name="Generate", exact=True).get_attribute("aria-selected") == "true"
