@@ -5,23 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
-from app_fixtures import serve, tiny_models
 from test_browser import ARTIFACTS, CHROMIUM, open_tab, wait_done
-from test_browser_fixes import browser, new_page  # noqa: F401 - the fixture, shared
+from test_browser_fixes import browser, new_page, url  # noqa: F401 - the fixtures, shared
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
-
-
-@pytest.fixture(scope="module")
-def url():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the browser needs the other core
-    demo, url = serve(tiny_models())
-    yield url
-    demo.close()
-    torch.set_num_threads(threads)
 
 
 def texts(page, selector: str) -> list[str]:
