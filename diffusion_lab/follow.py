@@ -9,6 +9,9 @@ from collections.abc import Callable
 
 import gradio as gr
 
+from ddpm.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER
+
+from .controls import Sampling, sampling_controls
 from .examples import next_example
 from .inputs import NONE
 from .lab import UI
@@ -55,6 +58,19 @@ def follow_default(ui: UI, box, default_of: Callable) -> None:
         model = None if touched else model_or_none(ui, name, session)
         return gr.skip() if model is None else default_of(model)
     ui.model_ready.success(update, [ui.model, ui.session, moved], box, api_visibility="private", queue=False)
+
+
+def model_sampling_controls(ui: UI, speed: bool = False, **kwargs) -> Sampling:
+    """``sampling_controls`` that start on the default model's own sampler and guidance and follow the Model
+    box to each model's (``follow_default``: until the user sets them); ``speed``: with the fast / quality radio.
+    Call it inside a tab."""
+    default = ui.lab.default_model
+    sampling = sampling_controls(sampler=default.default_sampler if default else DEFAULT_SAMPLER,
+                                 guidance=default.default_guidance if default else DEFAULT_GUIDANCE,
+                                 ui=ui if speed else None, **kwargs)
+    follow_default(ui, sampling.guidance, lambda m: m.default_guidance)
+    follow_default(ui, sampling.sampler, lambda m: m.default_sampler)
+    return sampling
 
 
 def follow_examples(ui: UI, box, rows: list[list]) -> None:

@@ -21,11 +21,10 @@ from PIL import Image, ImageDraw
 import ddpm
 from ddpm import explore
 from ddpm import images as im
-from ddpm.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER
+from ddpm.defaults import DEFAULT_SAMPLER
 
 from ..controls import SAMPLERS as SAMPLER_LABELS
-from ..controls import sampling_controls
-from ..follow import follow_default, follow_model
+from ..follow import follow_model, model_sampling_controls
 from ..inputs import class_list, plural, real, whole
 from ..lab import UI, Lab, out_dir
 from ..streaming import handler, stops
@@ -222,7 +221,6 @@ def compare_view(elem_id: str) -> gr.HTML:
 
 def create(ui: UI):
     lab, names = ui.lab, ui.lab.default_classes
-    default = lab.default_model
     with gr.Tab("Compare", id="compare"):
         gr.Markdown(
             "Run **one starting noise** through several settings side by side, then scrub them together: the "
@@ -245,12 +243,7 @@ def create(ui: UI):
                                     info=f"at most {MAX_COLUMNS} columns and {MAX_WORK:,} image-steps in all",
                                     elem_id="cmp-values")
             with gr.Column(min_width=260):
-                sampling = sampling_controls(
-                    steps=DEFAULT_STEPS, elem_id="cmp", open=True,
-                    sampler=default.default_sampler if default else DEFAULT_SAMPLER,
-                    guidance=default.default_guidance if default else DEFAULT_GUIDANCE)
-                follow_default(ui, sampling.guidance, lambda m: m.default_guidance)
-                follow_default(ui, sampling.sampler, lambda m: m.default_sampler)
+                sampling = model_sampling_controls(ui, steps=DEFAULT_STEPS, elem_id="cmp", open=True)
                 with gr.Row():
                     run = gr.Button("Compare", variant="primary", elem_id="cmp-run")
                     stop = gr.Button("Stop", variant="stop", elem_id="cmp-stop")

@@ -12,11 +12,9 @@ from PIL import Image, ImageDraw, ImageFont
 import ddpm
 from ddpm import explore
 from ddpm import images as im
-from ddpm.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER
 
 from .. import reproduce
-from ..controls import sampling_controls
-from ..follow import follow_default, follow_model
+from ..follow import follow_model, model_sampling_controls
 from ..inputs import class_list, plural, run_text, whole
 from ..lab import UI, Lab, out_dir
 from ..runs import Replay, Run, chart_lines, frame_steps, generate_job, tracks_from
@@ -161,7 +159,6 @@ def generate(lab: Lab, model, classes, per_class, sampler, steps, guidance, seed
 
 def create(ui: UI):
     lab, names = ui.lab, ui.lab.default_classes
-    default = lab.default_model
     with gr.Tab("Generate", id="generate"):
         gr.Markdown("Sample new images of the classes you pick. The preview shows the model's current guess "
                     "of the clean image (predicted x0) at every step; the same seed gives the same grid.",
@@ -172,12 +169,7 @@ def create(ui: UI):
                                       label="Classes", elem_id="gen-classes")
                 per_class = gr.Slider(1, MAX_PER_CLASS, value=2, step=1, label="Images per class",
                                       elem_id="gen-per-class")
-                sampling = sampling_controls(
-                    open=True, elem_id="gen", ui=ui,
-                    sampler=default.default_sampler if default else DEFAULT_SAMPLER,
-                    guidance=default.default_guidance if default else DEFAULT_GUIDANCE)
-                follow_default(ui, sampling.guidance, lambda m: m.default_guidance)
-                follow_default(ui, sampling.sampler, lambda m: m.default_sampler)
+                sampling = model_sampling_controls(ui, speed=True, open=True, elem_id="gen")
                 with gr.Row():
                     run = gr.Button("Generate", variant="primary", elem_id="gen-run")
                     stop = gr.Button("Stop", variant="stop", elem_id="gen-stop")
