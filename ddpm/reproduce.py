@@ -30,8 +30,6 @@ ARGS = {
                ("factor", "int", None), ("high_guidance", "float", None), ("n", "int", 1), ("best_of", "int", 1)),
     "forward": (("image", "path", REQUIRED), ("t", "int", REQUIRED), ("blur_sigma", "float", None)),
 }
-# The settings ``python -m ddpm illusion`` has no flag for: a recipe that needs them has no command line.
-_ILLUSION_FIXED = {"eta": 0.0, "dtype": "float32", "compile": False}
 _SETTINGS = (("sampler", str), ("steps", int), ("guidance", float), ("eta", float), ("seed", int), ("dtype", str))
 
 
@@ -156,9 +154,6 @@ def _illusion_words(recipe: str, a: dict, settings: Settings) -> list[str]:
         more += ["--high-guidance", repr(settings.guidance if a["high_guidance"] is None else a["high_guidance"])]
     if any(label is None for label in classes):
         raise ValueError(f"the illusion verb needs both classes (this {recipe} has 'any'): use the Python text")
-    fixed = [name for name, value in _ILLUSION_FIXED.items() if getattr(settings, name) != value]
-    if fixed:
-        raise ValueError(f"the illusion verb has no flag for {', '.join(fixed)}: use the Python text")
     return ["--classes", _cli_labels(classes), *more, "--n", str(a["n"]), "--best-of", str(a["best_of"])]
 
 
@@ -189,7 +184,7 @@ def as_cli(recipe: str, model_name: str, args: dict, settings: Settings, out: st
     words += ["--sampler", s.sampler, "--steps", str(s.steps), "--guidance", repr(s.guidance), "--seed", str(s.seed)]
     if s.eta:
         words += ["--eta", repr(s.eta)]
-    if s.dtype != "float32":
+    if s.dtype != "auto":  # always named: the verbs' default ("auto") is not the same precision on every machine
         words += ["--dtype", s.dtype]
     if s.compile:
         words.append("--compile")

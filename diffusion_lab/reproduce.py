@@ -24,6 +24,7 @@ from PIL import Image
 import ddpm
 from ddpm import reproduce as rp
 from ddpm.cli.edit import load_mask
+from ddpm.device import dtype_name
 from ddpm.explore import per_class_labels
 
 from .inputs import NONE
@@ -188,9 +189,12 @@ def fill(recipe: str, args: dict, settings: ddpm.Settings, model: ddpm.Diffusion
 
     values = {name: getattr(settings, name) for name in SETTING_CONTROLS}
     extra = [n for n in ("eta", "compile") if getattr(settings, n) != getattr(ddpm.Settings(), n)]
-    if extra or settings.dtype not in ("float32", "auto"):
-        raise ValueError(f"the page has no control for {', '.join(extra) or 'dtype ' + settings.dtype}: "
-                         "use the link's Python text")
+    if extra:
+        raise ValueError(f"the page has no control for {', '.join(extra)}: use the link's Python text")
+    here = dtype_name(ddpm.Settings().dtype, model.device)  # the page samples in the library's default precision
+    if settings.dtype not in ("auto", here):
+        raise ValueError(f"the link's result was sampled in {settings.dtype}, this server samples in {here}: "
+                         "its Python text or command line gives the same pixels anywhere")
     target = (lambda label: NONE if label is None else model.classes[model.label_ids([label])[0]])
     if recipe == "generate":
         labels = args["labels"]

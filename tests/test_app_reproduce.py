@@ -191,6 +191,11 @@ def test_fill_turns_a_links_recipe_into_the_tabs_controls_or_says_why_not():
         reproduce.fill("generate", {"labels": ["1", "1", "2"], "n": None}, s, model)
     with pytest.raises(ValueError, match="no control for eta"):
         reproduce.fill("generate", {"labels": ["1"], "n": None}, s.with_(eta=0.5), model)
+    # the page samples in its machine's default precision (float32 under the tests' pin): a link made in
+    # another is refused, not silently given other pixels
+    assert reproduce.fill("generate", {"labels": ["1"], "n": None}, s.with_(dtype="float32"), model)["seed"] == 4
+    with pytest.raises(ValueError, match="sampled in bfloat16, this server samples in float32"):
+        reproduce.fill("generate", {"labels": ["1"], "n": None}, s.with_(dtype="bfloat16"), model)
     hybrid = reproduce.fill("hybrid", {"low_label": "8", "high_label": "3", "sigma": None, "factor": 4,
                                        "high_guidance": None, "n": 2, "best_of": 4}, s, model)
     assert (hybrid["sigma"], hybrid["high_guidance"], hybrid["candidates"]) == (0.0, 1.5, 4)

@@ -17,17 +17,8 @@ import time
 from pathlib import Path
 
 from ..argtypes import nonneg_int, positive_int
-from ..defaults import (AFAR_FACTOR, DEFAULT_HIGH_GUIDANCE, DEFAULT_ILLUSION_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS,
-                        SAMPLERS)
-
-
-def _sampling(parser: argparse.ArgumentParser, guidance: float) -> None:
-    parser.add_argument("--steps", type=positive_int, default=DEFAULT_STEPS,
-                        help=f"sampling steps (default {DEFAULT_STEPS})")
-    parser.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER,
-                        help=f"sampler (default {DEFAULT_SAMPLER})")
-    parser.add_argument("--guidance", type=float, default=guidance, help=f"guidance scale (default {guidance:g})")
-    parser.add_argument("--seed", type=nonneg_int, default=0, help="seed (default 0)")
+from ..defaults import AFAR_FACTOR, DEFAULT_HIGH_GUIDANCE, DEFAULT_ILLUSION_GUIDANCE
+from .sample import add_sampling_arguments, for_model, settings_from
 
 
 def _anagram_options(parser: argparse.ArgumentParser) -> None:
@@ -65,7 +56,7 @@ def add_illusion_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
                            help=f"the up-close part's own guidance (default {DEFAULT_HIGH_GUIDANCE:g})")
         p.add_argument("--n", type=positive_int, default=1, help="results (default 1)")
         p.add_argument("--best-of", type=positive_int, default=1, help="candidates per result, the best kept (default 1)")
-        _sampling(p, DEFAULT_ILLUSION_GUIDANCE)
+        add_sampling_arguments(p, guidance=DEFAULT_ILLUSION_GUIDANCE)
         p.add_argument("--out", required=True, help="FILE.npz (arrays) or FILE.png (every view)")
         p.set_defaults(run=run_illusion)
     return parser
@@ -78,7 +69,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
                                                       "(default: the model's presets)")
     parser.add_argument("--n", type=positive_int, default=32, help="single samples per pair (default 32)")
     parser.add_argument("--best-of", type=positive_int, default=8, help="K for the best-of-K column (default 8)")
-    _sampling(parser, DEFAULT_ILLUSION_GUIDANCE)
+    add_sampling_arguments(parser, guidance=DEFAULT_ILLUSION_GUIDANCE)
     _anagram_options(parser)
     parser.add_argument("--factor", type=int, default=AFAR_FACTOR,
                         help=f"hybrids: split and see from afar at 1/F (default {AFAR_FACTOR})")
@@ -86,12 +77,6 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
                         help=f"hybrids: the up-close part's own guidance (default {DEFAULT_HIGH_GUIDANCE:g})")
     parser.set_defaults(run=run_evaluate)
     return parser
-
-
-def _settings(args):
-    from ..recipes import Settings
-
-    return Settings(sampler=args.sampler, steps=args.steps, guidance=args.guidance, seed=args.seed)
 
 
 def make(args) -> tuple:
@@ -105,8 +90,8 @@ def make(args) -> tuple:
     if len(classes) != 2 or not all(classes):
         raise ValueError(f"--classes takes two classes, A,B; got {args.classes!r}")
     illusions.check_candidates(args.n, args.best_of)
-    settings = _settings(args)
-    model = load(args.model)
+    model = load(args.model, device=args.device)
+    settings = for_model(settings_from(args), args, model)  # the model's own sampler where none was named
     total = args.n * args.best_of
     if args.illusion == "anagram":
         parts = [(classes[0], "identity"), (classes[1], args.view)]
@@ -164,8 +149,8 @@ def run_evaluate(args) -> int:
     try:
         if args.n < args.best_of or args.best_of < 1:
             raise ValueError(f"--n ({args.n}) must be at least --best-of ({args.best_of}), which must be positive")
-        settings = _settings(args)
-        model = load(args.model)
+        model = load(args.model, device=args.device)
+        settings = for_model(settings_from(args), args, model)
         if model.dataset is None:
             raise ValueError(f"model {model.name!r} names no dataset, so there is no classifier to score it")
         presets = ",".join(map(str, illusions.PRESETS.get(model.dataset, [])))

@@ -10,14 +10,15 @@ from ..argtypes import nonneg_int, positive_int
 from ..defaults import DEFAULT_DTYPE, DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, DTYPES, SAMPLERS
 
 
-def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
-    """The sampling flags shared by every command that samples."""
+def add_sampling_arguments(p: argparse.ArgumentParser, guidance: float | None = None) -> None:
+    """The sampling flags shared by every command that samples; ``guidance``: the command's own default
+    guidance (the illusions'), else the model's."""
     p.add_argument("--steps", type=positive_int, default=DEFAULT_STEPS, help=f"sampling steps (default {DEFAULT_STEPS})")
     p.add_argument("--sampler", choices=SAMPLERS, default=None,
                    help=f"default: the model's own, from its config, else {DEFAULT_SAMPLER}")
-    p.add_argument("--guidance", type=float, default=None,
-                   help=f"classifier-free guidance scale (default: the model's own, from its config, "
-                        f"else {DEFAULT_GUIDANCE:g})")
+    p.add_argument("--guidance", type=float, default=guidance,
+                   help=f"classifier-free guidance scale (default {guidance:g})" if guidance is not None else
+                   f"classifier-free guidance scale (default: the model's own, from its config, else {DEFAULT_GUIDANCE:g})")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0: deterministic)")
     p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument("--dtype", choices=DTYPES, default=DEFAULT_DTYPE,
