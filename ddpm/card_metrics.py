@@ -55,7 +55,31 @@ def merge_steps(old: dict, rows: Sequence[dict], command: str) -> dict:
     (see :func:`merge_rows`) when both were measured alike (``n``, guidance, precision), else replacing them."""
     new = [{**row, "command": command} for row in rows]
     alike = old.get("rows") and all(old["rows"][0].get(k) == new[0].get(k) for k in ("n", "guidance", "dtype"))
-    return _json_safe({"rows": merge_rows(old["rows"], new) if alike else new})
+    if not alike:  # another measurement: a verdict from looking at the old one's grids goes with it
+        return _json_safe({"rows": new})
+    return _json_safe({**old, "rows": merge_rows(old["rows"], new)})
+
+
+def set_steps_looked(folder: Path, looked: str | None) -> Path:
+    """Record what LOOKING at grids of fewer steps showed where the sweep's numbers cannot (e.g. a FID whose
+    real test set is too small to resolve grain): ``metrics["steps"]["looked"]``, one sentence, printed under the
+    card's steps table; while it is there no step count below 20 is offered as keeping the quality (the app's
+    fast preset is off). None removes it. Needs the sweep first."""
+    folder = Path(folder)
+    config_path = own_config_path(folder)
+    config = json.loads(config_path.read_text())
+    steps = config.get("metrics", {}).get("steps")
+    if not steps or not steps.get("rows"):
+        raise ValueError(f"{folder} has no steps sweep to add a look to: run evaluate --write-card --steps-table first")
+    if looked is None:
+        steps.pop("looked", None)
+    elif not looked.strip():
+        raise ValueError("say what the grids showed (an empty verdict)")
+    else:
+        steps["looked"] = looked.strip()
+    model = checkpoint.load(folder)
+    model.meta["metrics"] = config["metrics"]  # the card is drawn from the model's meta: the new verdict
+    return _write(folder, config_path, config, model)
 
 
 def write_card(folder: Path, model: DiffusionModel, rows: Sequence[dict], command: str, steps: bool = False) -> Path:

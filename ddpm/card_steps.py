@@ -100,6 +100,9 @@ def steps_section(steps: dict) -> list[str]:
              f"{first.get('dtype', 'float32')}, seed-matched noise; floor (test vs test) {first['fid_floor']:.2f}")
     lines = ["## Fewer steps", "", f"Class accuracy / FID (classifier features) by sampler and steps ({about}):",
              "", format_steps_table(rows), "", steps_summary(rows)]
+    if steps.get("looked"):  # a look at the grids overrules what the numbers cannot see
+        lines += ["", f"**Looked at:** {steps['looked']} So no step count below {reference_row(rows)['steps']} is "
+                      "offered as keeping the quality."]
     commands = [c for c in dict.fromkeys(r.get("command") for r in rows) if c]
     if len(commands) == 1:
         lines += ["", f"Measured with `{commands[0]}`."]

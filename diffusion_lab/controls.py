@@ -38,10 +38,14 @@ class Sampling:
 def fast_preset(model: ddpm.DiffusionModel | None) -> tuple[str, int] | None:
     """(sampler, steps) with the fewest steps that keep the model's 20-step quality, from its card's steps
     sweep (``meta["metrics"]["steps"]["rows"]``, read by ``ddpm.card_steps.fewest_steps``; ties go to the
-    model's own sampler), else ``FAST_FALLBACK``; None for a model nobody measured."""
+    model's own sampler), else ``FAST_FALLBACK``; None for a model nobody measured, or whose grids were looked
+    at and did not keep it (``meta["metrics"]["steps"]["looked"]``, ``ddpm.card_metrics.set_steps_looked``)."""
     if model is None:
         return None
-    rows = (model.meta.get("metrics", {}).get("steps") or {}).get("rows")
+    steps = model.meta.get("metrics", {}).get("steps") or {}
+    if steps.get("looked"):  # someone looked at the grids and saw what the sweep's numbers do not
+        return None
+    rows = steps.get("rows")
     if rows:
         try:
             from ddpm.card_steps import fewest_steps

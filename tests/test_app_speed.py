@@ -133,3 +133,6 @@ def test_the_fast_preset_is_the_models_measured_fewest_steps_and_else_none():
     rows.append({"sampler": "dpm++", "steps": 6, "accuracy": 0.99, "fid": 4.0})
     rows.remove(rows[2])
     assert controls.fast_preset(emoji) == ("dpm++", 6), "a tie goes to the model's own sampler"
+    emoji.meta["metrics"]["steps"]["looked"] = "the 6-step grid is grainier than the 20-step one."
+    assert controls.fast_preset(emoji) is None, "a look at the grids overrules the numbers"
+    assert [v for _, v in controls.speed_choices(emoji)[0]] == [controls.QUALITY]

@@ -87,6 +87,21 @@ def test_write_card_steps_table(tmp_path, quadrant_model):
     assert "Measured with:\n\n- `cmd S1`\n- `cmd S2`\n" in card and "cmd S0" not in card
     card_metrics.write_card(folder, ddpm.load(folder), [{**main[0], "fid": 3.0}], "cmd M")  # the sweep stays
     assert "## Fewer steps" in (folder / "README.md").read_text()
+    # what looking at the grids showed: in the card, kept by a sweep measured alike, gone with one measured otherwise
+    card_metrics.set_steps_looked(folder, "the 8-step grid is grainier.")
+    card_metrics.write_card(folder, ddpm.load(folder), SWEEP[3:5], "cmd S3", steps=True)
+    card = (folder / "README.md").read_text()
+    assert ("**Looked at:** the 8-step grid is grainier. So no step count below 20 is offered as keeping the "
+            "quality.") in card and ddpm.load(folder).meta["metrics"]["steps"]["looked"]
+    with pytest.raises(ValueError, match="empty verdict"):
+        card_metrics.set_steps_looked(folder, "  ")
+    card_metrics.write_card(folder, ddpm.load(folder), [{**r, "n": 100} for r in SWEEP[:2]], "cmd S4", steps=True)
+    assert "looked" not in ddpm.load(folder).meta["metrics"]["steps"]
+    card_metrics.set_steps_looked(folder, "x.")
+    card_metrics.set_steps_looked(folder, None)
+    assert "Looked at" not in (folder / "README.md").read_text()
+    with pytest.raises(ValueError, match="no steps sweep"):
+        card_metrics.set_steps_looked(quadrant_model.save(tmp_path / "bare"), "x.")
     for bad, message in ((SWEEP[:1] + SWEEP[3:4], "needs a sweep over steps"),
                          (SWEEP[:2] + [_sweep_row("dpm++", 6, 0.9, 9.0, guidance=3)], "differ in guidance")):
         with pytest.raises(ValueError, match=message):
