@@ -17,14 +17,17 @@ CLASS_NAMES = TINY_CLASSES
 torch.set_num_threads(1)
 
 
-@pytest.fixture(autouse=True)
-def float32_by_default(monkeypatch):
+@pytest.fixture(autouse=True, scope="session")
+def float32_by_default():
     """Settings' "auto" precision resolves to float32 in every test, whatever this CPU does natively:
     the parity and oracle tests compare to 1e-5 and must give the same answer on every machine.
+    Session-wide, so that module fixtures (a served app's first run) resolve it as the tests do.
     (tests/test_speed.py checks the real decision with its own patches.)"""
     import ddpm.device
 
-    monkeypatch.setattr(ddpm.device, "cpu_has_native_bfloat16", lambda: False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ddpm.device, "cpu_has_native_bfloat16", lambda: False)
+        yield
 
 
 @pytest.fixture
