@@ -144,7 +144,7 @@ def test_play_and_pause_move_nothing_and_the_scrubber_reads_in_both_themes(brows
     page.wait_for_function("() => +document.querySelector('#steps-scrubber input[type=range]').value > 8")
     during = button.bounding_box(), slider.bounding_box()
     assert during == before, f"Play -> Pause moved the button or the slider: {before} -> {during}"
-    colours = page.evaluate("""() => { const b = document.querySelector('#steps-scrubber button.play');
+    colours = page.evaluate(r"""() => { const b = document.querySelector('#steps-scrubber button.play');
         const s = getComputedStyle(b);
         let e = document.querySelector('#steps-scrubber'), behind = 'rgba(0, 0, 0, 0)';
         while (e && /rgba\(.*, 0\)$|transparent/.test(behind)) {  // the first painted background behind it
