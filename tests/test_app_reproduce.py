@@ -154,8 +154,11 @@ def test_an_illusions_python_and_cli_give_the_kept_candidates(zoo, tmp_path, mon
     assert link.startswith("?recipe=")  # no request: a link relative to the page
     images = run_python(python, tmp_path)["images"]
     np.testing.assert_array_equal(im.to_uint8(images, rgb=False), kept)
-    import ddpm.classifier  # the CLI ranks with the dataset's classifier; the model ships that same one
-    monkeypatch.setattr(ddpm.classifier, "classifier_for", lambda dataset, **kw: model.classifier)
+    import ddpm.classifier  # the CLI ranks with the model's own classifier, as the app does: no dataset needed
+
+    def no_dataset(*args, **kwargs):
+        raise AssertionError("the illusion verb reached for the dataset's classifier")
+    monkeypatch.setattr(ddpm.classifier, "classifier_for", no_dataset)
     np.testing.assert_array_equal(run_cli(command, tmp_path / "a.npz"), im.to_numpy(images))
 
 

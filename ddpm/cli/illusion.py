@@ -4,8 +4,9 @@
     python -m ddpm illusion hybrid  --model M --classes LOW,HIGH [--sigma S | --factor F] ... --out FILE
     python -m ddpm evaluate-illusions --model M [--pairs A/B:VIEW,...] [--n N] [--best-of K]
 
-``illusion`` draws N x K candidates in one batched job, scores them with the model's classifier
-(``classifier.classifier_for``) and keeps the best of each K. FILE.npz holds ``images`` float32 in [0, 1],
+``illusion`` draws N x K candidates in one batched job, scores them with the model's own classifier
+(``model.classifier``, as the app does; a model that ships none: its dataset's, ``classifier.classifier_for``)
+and keeps the best of each K. FILE.npz holds ``images`` float32 in [0, 1],
 (N, H, W) grayscale or (N, H, W, 3) colour, in the dataset's polarity, and ``scores`` (N,) (the
 alignment, min_i p_i); FILE.png is a grid, one row per reading (every view of every result).
 """
@@ -102,9 +103,11 @@ def make(args) -> tuple:
         job = hybrid(model, *classes, sigma=args.sigma, factor=factor, n=total, settings=settings,
                      high_guidance=args.high_guidance)
         readings = illusions.hybrid_readings(model, *classes, factor or AFAR_FACTOR)
-    if model.dataset is None:
-        raise ValueError(f"model {model.name!r} names no dataset, so there is no classifier to score it")
-    classifier = classifier_for(model.dataset, log=lambda m: print(m, file=sys.stderr))
+    classifier = model.classifier  # the model's own, as the app and the Python text rank with
+    if classifier is None:  # else its dataset's evaluation classifier (trained on first use: needs the data)
+        if model.dataset is None:
+            raise ValueError(f"model {model.name!r} ships no classifier and names no dataset: nothing can score it")
+        classifier = classifier_for(model.dataset, log=lambda m: print(m, file=sys.stderr))
     images, scores, every = illusions.sample_best(job, readings, classifier, args.best_of)
     return model, images, scores, every, readings
 
