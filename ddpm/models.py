@@ -36,6 +36,9 @@ class Denoiser(nn.Module):
 
     family: ClassVar[str]
     part_classes: ClassVar[dict[str, type[ModelMixin]]] = {"unet": UNet2DModel}
+    # the state-dict key and axis of the per-class weights: one slice per class, the null class last
+    # (``transfer_weights`` maps a trained model's classes onto another's through it)
+    class_table: ClassVar[tuple[str, int] | None] = None
     num_classes: int | None
     image_size: int
     channels: int
@@ -83,6 +86,7 @@ class Denoiser(nn.Module):
 class ScratchDenoiser(Denoiser):
     family = "scratch"
     part_classes = {"unet": ScratchUNet}
+    class_table = ("unet.class_mlp.net.0.weight", 1)  # the one-hot's Linear: a column per class
 
     def __init__(self, unet: ScratchUNet):
         super().__init__()
@@ -113,6 +117,7 @@ class ScratchDenoiser(Denoiser):
 
 class ClassEmbedDenoiser(Denoiser):
     family = "unet2d-class"
+    class_table = ("unet.class_embedding.weight", 0)
 
     def __init__(self, unet: UNet2DModel):
         super().__init__()
@@ -151,6 +156,7 @@ class ClassEmbedding(ModelMixin, ConfigMixin):
 class ConcatEmbedDenoiser(Denoiser):
     family = "unet2d-concat"
     part_classes = {"unet": UNet2DModel, "class_embedding": ClassEmbedding}
+    class_table = ("class_emb.weight", 0)
 
     def __init__(self, unet: UNet2DModel, class_emb: ClassEmbedding):
         super().__init__()
@@ -207,6 +213,28 @@ class UnconditionalDenoiser(Denoiser):
     def new(cls, *, image_size, channels, num_classes, widths, attention, layers_per_block, class_emb_size,
             dropout) -> UnconditionalDenoiser:
         return cls(_diffusers_unet(image_size, channels, channels, widths, attention, layers_per_block))
+
+
+def transfer_weights(source: Denoiser, target: Denoiser, parents: list[list[int]]) -> None:
+    """Load ``source``'s weights into ``target``, a model of the same family and shape but other classes:
+    target class i starts as the mean of source classes ``parents[i]`` (e.g. a subgroup from its
+    category), the null class from the null class. Every other weight is copied as is."""
+    if source.family != target.family or target.class_table is None:
+        raise ValueError(f"cannot map classes from family {source.family!r} onto {target.family!r}")
+    if len(parents) != target.num_classes or not all(parents):
+        raise ValueError(f"need one non-empty list of source classes for each of the {target.num_classes} classes")
+    if any(not 0 <= j < source.num_classes for js in parents for j in js):
+        raise ValueError(f"source classes are 0..{source.num_classes - 1}, got {parents}")
+    key, axis = target.class_table
+    mine, theirs = target.state_dict(), source.state_dict()
+    differ = [k for k in mine if k != key and (k not in theirs or theirs[k].shape != mine[k].shape)]
+    if differ or set(theirs) != set(mine):
+        raise ValueError(f"weights of other shapes (widths, attention or layers differ), e.g. {(differ or ['keys'])[0]}")
+    table = theirs[key]
+    rows = [table.index_select(axis, torch.tensor(js)).mean(axis, keepdim=True) for js in parents]
+    rows.append(table.narrow(axis, source.num_classes, 1))  # the null class
+    theirs = dict(theirs, **{key: torch.cat(rows, axis)})
+    target.load_state_dict(theirs)
 
 
 FAMILIES: dict[str, type[Denoiser]] = {c.family: c for c in

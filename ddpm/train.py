@@ -37,7 +37,7 @@ from .card import model_card
 from .checkpoint import DiffusionModel, load
 from .device import cpu, generator
 from .images import save_grid
-from .models import build
+from .models import build, transfer_weights
 from .schedule import NoiseSchedule
 from .train_config import TrainConfig
 
@@ -252,15 +252,23 @@ class Trainer:
         problems = []
         if source.denoiser.family != self.config.family:
             problems.append(f"family {source.denoiser.family!r}, config has {self.config.family!r}")
-        if list(source.class_names) != list(self.class_names):
-            problems.append(f"classes {list(source.class_names)[:4]}..., data has {list(self.class_names)[:4]}...")
+        same_classes = list(source.class_names) == list(self.class_names)
+        if not same_classes and not self.config.init_classes:
+            problems.append(f"classes {list(source.class_names)[:4]}..., data has {list(self.class_names)[:4]}... "
+                            f"(an init_classes table in the config maps them)")
         if (source.schedule.kind, source.schedule.num_timesteps) != (self.schedule.kind, self.schedule.num_timesteps):
             problems.append("a different noise schedule")
-        if not problems and mine != theirs:
+        if not problems and same_classes and mine != theirs:
             problems.append("weights of other shapes (widths, attention or layers differ)")
         if problems:
             raise ValueError(f"cannot continue from {name_or_path!r}: it has " + "; ".join(problems))
-        self.model.load_state_dict(source.denoiser.state_dict())
+        if same_classes:
+            self.model.load_state_dict(source.denoiser.state_dict())
+        else:
+            try:
+                transfer_weights(source.denoiser, self.model, self._class_parents(list(source.class_names)))
+            except ValueError as err:
+                raise ValueError(f"cannot start from {name_or_path!r}: {err}") from None
         training = source.meta.get("training", {})
         self.step = int(training.get("steps", 0))
         self.elapsed = float(training.get("train_seconds", 0.0))
@@ -269,6 +277,20 @@ class Trainer:
         # than the library's, until measurements of its own say otherwise
         self.sampling = dict(source.meta.get("sampling", {}))
         print(f"starting {self.config.name} from {name_or_path} at step {self.step}")
+
+    def _class_parents(self, source_names: list[str]) -> list[list[int]]:
+        """init_classes as source class indices, one list per class of this data, or a ValueError naming
+        what is missing or unknown."""
+        table = self.config.init_classes
+        missing = [n for n in self.class_names if n not in table]
+        extra = sorted(set(table) - set(self.class_names))
+        unknown = sorted({p for ps in table.values() for p in ps} - set(source_names))
+        if missing or extra or unknown:
+            raise ValueError("init_classes " + "; ".join(
+                part for part in (missing and f"has no entry for {missing}", extra and f"names no class of the data: {extra}",
+                                  unknown and f"names classes the source lacks: {unknown} (it has {source_names})")
+                if part))
+        return [[source_names.index(p) for p in table[n]] for n in self.class_names]
 
     def _resume(self) -> None:
         state = self.config.run_dir / "state"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .argtypes import comma_list
@@ -47,6 +47,9 @@ class TrainConfig:
     data_root: str = ""                # default: ddpm.data.data_root()
     max_train_images: int = 0          # 0: all (tests use a handful)
     init_from: str = ""                # a ddpm checkpoint (folder, bundled name, Hub id) to continue from
+    # for an init_from model with other classes: each class of this data -> the init_from classes whose
+    # embeddings it starts from (averaged), e.g. a subgroup from its category. A TOML table only.
+    init_classes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     weights_dtype: str = "float32"     # how the exported checkpoint stores its weights: float32 or float16
     compile: bool = False              # torch.compile the training forward (fewer, fused kernels on a GPU)
     compile_mode: str = "default"      # torch.compile's mode; "reduce-overhead" adds CUDA graphs (GPU)
@@ -54,6 +57,13 @@ class TrainConfig:
     def __post_init__(self):
         for f in fields(self):  # a TOML value of the wrong kind ("ten" steps) is named here, not deep in a run
             value, kind = getattr(self, f.name), str(f.type)
+            if kind.startswith("dict"):
+                if not (isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, (list, tuple)) and v
+                                                        and all(isinstance(n, str) for n in v)
+                                                        for k, v in value.items())):
+                    raise ValueError(f"{f.name} should be a table of class name = [class names], got {value!r}")
+                setattr(self, f.name, {k: tuple(v) for k, v in value.items()})
+                continue
             item = {"tuple[int, ...]": int, "tuple[bool, ...]": bool}.get(kind)
             if item is not None:
                 ok = isinstance(value, (list, tuple)) and all(isinstance(v, item) and (item is bool or not

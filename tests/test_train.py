@@ -196,6 +196,41 @@ def test_init_from_refuses_a_checkpoint_of_another_shape(tmp_path):
                             **TINY), images, labels, names)
 
 
+@pytest.mark.parametrize("family", ["scratch", "unet2d-class", "unet2d-concat"])
+def test_init_from_maps_a_checkpoints_classes_onto_new_ones(tmp_path, family):
+    """emoji v2 starts from v1 with other classes: each new class starts as its parent class(es) of the
+    checkpoint (one parent: exactly its predictions; two: their mean embedding), the null class as the
+    null class, every other weight copied; a table that misses a class or names an unknown one is refused."""
+    images, labels, names = squares_dataset(classes=3)
+    source = ddpm.load(Trainer(TrainConfig(name="toy", family=family, steps=2, out_dir=str(tmp_path / "a"), **TINY),
+                               images, labels, names).fit()).denoiser
+    new_names = ["wide", "left", "middle", "right"]
+    table = {"wide": ("c0", "c2"), "left": ("c0",), "middle": ("c1",), "right": ("c2",)}
+    config = TrainConfig(name="toy2", family=family, steps=4, out_dir=str(tmp_path / "b"),
+                         init_from=str(tmp_path / "a" / "final"), init_classes=table, **TINY)
+    trainer = Trainer(config, images, labels % 4, new_names)
+    target = trainer.accelerator.unwrap_model(trainer.model)
+    assert trainer.step == 2
+    x, t = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0)), torch.tensor([500, 20])
+    with torch.no_grad():
+        for new, old in ((1, 0), (2, 1), (3, 2), (None, None)):  # None: the null class
+            want = source(x, t, None if old is None else torch.tensor([old, old]))
+            got = target(x, t, None if new is None else torch.tensor([new, new]))
+            assert torch.allclose(got, want, atol=1e-6), (new, old)
+    key, axis = target.class_table
+    mine, theirs = target.state_dict()[key], source.state_dict()[key]
+    assert torch.allclose(mine.select(axis, 0), (theirs.select(axis, 0) + theirs.select(axis, 2)) / 2)
+    assert trainer.fit() and trainer.step == 4
+    for bad, match in (({k: v for k, v in table.items() if k != "wide"}, r"no entry for \['wide'\]"),
+                       ({**table, "up": ("c0",)}, r"names no class of the data: \['up'\]"),
+                       ({**table, "left": ("c9",)}, r"source lacks: \['c9'\]")):
+        with pytest.raises(ValueError, match=match):
+            Trainer(TrainConfig(**{**vars(config), "out_dir": str(tmp_path / "c"), "init_classes": bad}),
+                    images, labels % 4, new_names)
+    with pytest.raises(ValueError, match="should be a table of class name"):
+        TrainConfig(init_classes={"wide": "c0"})
+
+
 def test_a_batch_bigger_than_the_data_is_refused_at_once(tmp_path):
     images, labels, names = squares_dataset(n=10)
     with pytest.raises(ValueError, match="batch_size 16 is more than the 10 training images: use 10 or less"):
