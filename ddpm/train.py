@@ -334,6 +334,10 @@ class Trainer:
             meta["sampling"] = dict(self.sampling)
         if c.init_from:
             meta["training"]["continued_from"] = f"{c.init_from} at step {self.start_step}"
+            if c.init_classes:  # its classes were mapped onto this data's
+                meta["training"]["continued_from"] += (", each class started from the class(es) its init_classes "
+                                                       "entry names there")
+                meta["training"]["init_classes"] = {k: list(v) for k, v in c.init_classes.items()}
         return DiffusionModel(denoiser, self.schedule, list(self.class_names), c.dataset, name=c.name, meta=meta)
 
     def write_progress(self) -> None:
