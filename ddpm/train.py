@@ -98,6 +98,7 @@ class Trainer:
         self.step, self.elapsed, self.losses = 0, 0.0, []  # losses: [step, mean loss] per log_every
         self.devices: list[str] = []  # the device types trained on, in order (a run may move, CPU -> GPU)
         self.sampling: dict = {}  # the sampling defaults (guidance, sampler) of the checkpoint this run continues
+        self.class_map: dict = {}  # init_classes, when it mapped that checkpoint's classes onto this data's
         state = c.run_dir / "state" / "train_state.json"
         if not state.is_file() and c.init_from:
             self._init_from(c.init_from)
@@ -239,7 +240,8 @@ class Trainer:
             torch.save(self.ema.state_dict(), folder / "ema.pt")
             (folder / "train_state.json").write_text(json.dumps(
                 {"step": self.step, "start_step": self.start_step, "elapsed_s": self.elapsed,
-                 "devices": self.devices, "sampling": self.sampling, "losses": self.losses,
+                 "devices": self.devices, "sampling": self.sampling, "class_map": self.class_map,
+                 "losses": self.losses,
                  "config": asdict(self.config)}, indent=1))
 
         _atomic_dir_write(self.config.run_dir / "state", write)
@@ -269,6 +271,7 @@ class Trainer:
                 transfer_weights(source.denoiser, self.model, self._class_parents(list(source.class_names)))
             except ValueError as err:
                 raise ValueError(f"cannot start from {name_or_path!r}: {err}") from None
+            self.class_map = {k: list(v) for k, v in self.config.init_classes.items()}
         training = source.meta.get("training", {})
         self.step = int(training.get("steps", 0))
         self.elapsed = float(training.get("train_seconds", 0.0))
@@ -316,6 +319,7 @@ class Trainer:
         self.step, self.elapsed, self.losses = info["step"], info["elapsed_s"], info["losses"]
         self.devices = info.get("devices", self.devices)
         self.sampling = info.get("sampling", self.sampling)
+        self.class_map = info.get("class_map", self.class_map)
         print(f"resumed {self.config.name} at step {self.step} ({self.elapsed / 60:.1f} min trained)")
 
     def ema_model(self) -> DiffusionModel:
@@ -334,10 +338,10 @@ class Trainer:
             meta["sampling"] = dict(self.sampling)
         if c.init_from:
             meta["training"]["continued_from"] = f"{c.init_from} at step {self.start_step}"
-            if c.init_classes:  # its classes were mapped onto this data's
+            if self.class_map:  # its classes were mapped onto this data's
                 meta["training"]["continued_from"] += (", each class started from the class(es) its init_classes "
                                                        "entry names there")
-                meta["training"]["init_classes"] = {k: list(v) for k, v in c.init_classes.items()}
+                meta["training"]["init_classes"] = dict(self.class_map)
         return DiffusionModel(denoiser, self.schedule, list(self.class_names), c.dataset, name=c.name, meta=meta)
 
     def write_progress(self) -> None:

@@ -220,9 +220,15 @@ def test_init_from_maps_a_checkpoints_classes_onto_new_ones(tmp_path, family):
     key, axis = target.class_table
     mine, theirs = target.state_dict()[key], source.state_dict()[key]
     assert torch.allclose(mine.select(axis, 0), (theirs.select(axis, 0) + theirs.select(axis, 2)) / 2)
-    meta = ddpm.load(trainer.fit()).meta["training"]
-    assert trainer.step == 4 and meta["init_classes"]["wide"] == ["c0", "c2"]
+    trainer.fit()
+    config.steps = 5  # the map survives a resume; a same-class continuation ignores the table
+    meta = ddpm.load(Trainer(config, images, labels % 4, new_names).fit()).meta["training"]
+    assert meta["steps"] == 5 and meta["init_classes"]["wide"] == ["c0", "c2"]
     assert meta["continued_from"].endswith("each class started from the class(es) its init_classes entry names there")
+    again = TrainConfig(**{**vars(config), "out_dir": str(tmp_path / "e"), "init_from": str(tmp_path / "b" / "final"),
+                           "steps": 6})
+    meta = ddpm.load(Trainer(again, images, labels % 4, new_names).fit()).meta["training"]
+    assert "init_classes" not in meta and "each class" not in meta["continued_from"]
     for bad, match in (({k: v for k, v in table.items() if k != "wide"}, r"no entry for \['wide'\]"),
                        ({**table, "up": ("c0",)}, r"names no class of the data: \['up'\]"),
                        ({**table, "left": ("c9",)}, r"source lacks: \['c9'\]")):
