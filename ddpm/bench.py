@@ -194,7 +194,10 @@ def run(args) -> int:
     grid = Grid(model, args)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     for mode in modes + ([args.profile] if args.profile else []):
-        parse_mode(mode)  # a typo fails before minutes of compiling
+        # a typo fails before minutes of compiling; float16 before an hour of emulated matmuls
+        if parse_mode(mode)[2] == "float16" and model.device.type == "cpu":
+            raise ValueError(f"mode {mode!r}: float16 is for GPUs; a CPU emulates it (one 2048 matmul takes "
+                             f"minutes): use bfloat16 or float32 here")
     print(f"model {model.name}: {model.denoiser.num_parameters() / 1e6:.2f}M params, {args.n} images, "
           f"{args.sampler} {args.steps} steps, guidance {args.guidance}, {torch.get_num_threads()} threads, "
           f"device {model.device}")

@@ -93,6 +93,15 @@ def test_a_bench_mode_typo_is_one_clear_error():
         bench.parse_mode("bfloat61")
 
 
+def test_bench_refuses_float16_on_a_cpu_at_once(capsys):
+    """float16 on a CPU is emulated: the matmul peak alone would take minutes. One line, nothing timed."""
+    from ddpm.cli import main
+
+    assert main(["bench", "--device", "cpu", "--modes", "bfloat16,compile-float16", "--n", "2", "--steps", "1"]) != 0
+    err = capsys.readouterr().err
+    assert "'compile-float16': float16 is for GPUs" in err and "use bfloat16 or float32 here" in err
+
+
 def test_matmul_peak_is_a_positive_rate():
     assert bench.matmul_peak(torch.float32, torch.device("cpu"), size=64, repeats=2) > 0
 
