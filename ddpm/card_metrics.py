@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import checkpoint
 from .card import model_card
-from .card_steps import check_sweep
+from .card_steps import check_sweep, fewest_steps, reference_row
 from .checkpoint import CARD_NAME, FORMAT, DiffusionModel, own_config_path
 
 
@@ -60,11 +60,12 @@ def merge_steps(old: dict, rows: Sequence[dict], command: str) -> dict:
     return _json_safe({**old, "rows": merge_rows(old["rows"], new)})
 
 
-def set_steps_looked(folder: Path, looked: str | None) -> Path:
-    """Record what LOOKING at grids of fewer steps showed where the sweep's numbers cannot (e.g. a FID whose
-    real test set is too small to resolve grain): ``metrics["steps"]["looked"]``, one sentence, printed under the
-    card's steps table; while it is there no step count below 20 is offered as keeping the quality (the app's
-    fast preset is off). None removes it. Needs the sweep first."""
+def set_steps_looked(folder: Path, looked: str | None, fewest: int | None = None) -> Path:
+    """Record what LOOKING at grids of fewer steps showed where the sweep's numbers cannot (e.g. a FID dominated by
+    how far the model is from the data, blind to a few steps' blur): ``metrics["steps"]["looked"]``, one sentence,
+    printed under the card's steps table. While it is there the sweep's own fewest counts are not offered as keeping
+    the quality (the app's fast preset); ``fewest``, the reference sampler's (dpm++) step count that the grids showed
+    to keep it, is offered instead, if the sweep measured it and its numbers keep it too. None removes the look."""
     folder = Path(folder)
     config_path = own_config_path(folder)
     config = json.loads(config_path.read_text())
@@ -73,10 +74,23 @@ def set_steps_looked(folder: Path, looked: str | None) -> Path:
         raise ValueError(f"{folder} has no steps sweep to add a look to: run evaluate --write-card --steps-table first")
     if looked is None:
         steps.pop("looked", None)
+        steps.pop("looked_fewest", None)
     elif not looked.strip():
         raise ValueError("say what the grids showed (an empty verdict)")
     else:
         steps["looked"] = looked.strip()
+        steps.pop("looked_fewest", None)
+        if fewest is not None:
+            reference = reference_row(steps["rows"])
+            measured = {r["steps"] for r in steps["rows"] if r["sampler"] == reference["sampler"]}
+            by_numbers = fewest_steps(steps["rows"]).get(reference["sampler"])
+            if isinstance(fewest, bool) or not isinstance(fewest, int) or fewest not in measured - {reference["steps"]}:
+                raise ValueError(f"fewest={fewest!r}: the sweep measured {reference['sampler']} at "
+                                 f"{sorted(measured - {reference['steps']})} steps below its {reference['steps']}")
+            if by_numbers is None or fewest < by_numbers:
+                raise ValueError(f"{reference['sampler']} {fewest} steps: the sweep's numbers do not keep the quality "
+                                 f"there either, so a look cannot offer it")
+            steps["looked_fewest"] = fewest
     model = checkpoint.load(folder)
     model.meta["metrics"] = config["metrics"]  # the card is drawn from the model's meta: the new verdict
     return _write(folder, config_path, config, model)

@@ -63,6 +63,20 @@ def fewest_steps(rows: Sequence[dict], sampler: str = REFERENCE_SAMPLER) -> dict
     return out
 
 
+
+def offered_steps(steps: dict) -> dict[str, int | None]:
+    """The fewest steps per sampler that a card offers as keeping the quality (the app's fast preset), from its
+    stored ``metrics["steps"]``: the sweep's ``fewest_steps``, unless someone looked at the grids (``"looked"``,
+    ``ddpm.card_metrics.set_steps_looked``): then only the reference sampler's ``"looked_fewest"``, if the look
+    found a count that keeps it, and nothing if it found none."""
+    rows = steps.get("rows") or []
+    if not rows:
+        return {}
+    if steps.get("looked"):
+        fewest = steps.get("looked_fewest")
+        return {reference_row(rows)["sampler"]: fewest} if fewest else {}
+    return fewest_steps(rows)
+
 def format_steps_table(rows: Sequence[dict]) -> str:
     """One row per sampler, one column per step count, cells "accuracy / FID" (a Markdown table)."""
     counts = sorted({r["steps"] for r in rows})
@@ -101,8 +115,10 @@ def steps_section(steps: dict) -> list[str]:
     lines = ["## Fewer steps", "", f"Class accuracy / FID (classifier features) by sampler and steps ({about}):",
              "", format_steps_table(rows), "", steps_summary(rows)]
     if steps.get("looked"):  # a look at the grids overrules what the numbers cannot see
-        lines += ["", f"**Looked at:** {steps['looked']} So no step count below {reference_row(rows)['steps']} is "
-                      "offered as keeping the quality."]
+        reference, fewest = reference_row(rows), steps.get("looked_fewest")
+        verdict = (f"So {reference['sampler']} {fewest} steps is the fewest offered as keeping the quality." if fewest
+                   else f"So no step count below {reference['steps']} is offered as keeping the quality.")
+        lines += ["", f"**Looked at:** {steps['looked']} {verdict}"]
     commands = [c for c in dict.fromkeys(r.get("command") for r in rows) if c]
     if len(commands) == 1:
         lines += ["", f"Measured with `{commands[0]}`."]

@@ -37,25 +37,24 @@ class Sampling:
 
 def fast_preset(model: ddpm.DiffusionModel | None) -> tuple[str, int] | None:
     """(sampler, steps) with the fewest steps that keep the model's 20-step quality, from its card's steps
-    sweep (``meta["metrics"]["steps"]["rows"]``, read by ``ddpm.card_steps.fewest_steps``; ties go to the
-    model's own sampler), else ``FAST_FALLBACK``; None for a model nobody measured, or whose grids were looked
-    at and did not keep it (``meta["metrics"]["steps"]["looked"]``, ``ddpm.card_metrics.set_steps_looked``)."""
+    sweep (``meta["metrics"]["steps"]``, read by ``ddpm.card_steps.offered_steps``; ties go to the model's own
+    sampler), else ``FAST_FALLBACK``; where someone looked at the grids (``ddpm.card_metrics.set_steps_looked``)
+    the count the look kept, or None when it kept none; None for a model nobody measured."""
     if model is None:
         return None
     steps = model.meta.get("metrics", {}).get("steps") or {}
-    if steps.get("looked"):  # someone looked at the grids and saw what the sweep's numbers do not
-        return None
-    rows = steps.get("rows")
-    if rows:
+    if steps.get("rows"):
         try:
-            from ddpm.card_steps import fewest_steps
+            from ddpm.card_steps import offered_steps
         except ImportError:  # a library without steps sweeps
             fewest = {}
         else:
-            fewest = {name: n for name, n in fewest_steps(rows).items() if n and n < DEFAULT_STEPS}
+            fewest = {name: n for name, n in offered_steps(steps).items() if n and n < DEFAULT_STEPS}
         if fewest:
             best = min(fewest, key=lambda name: (fewest[name], name != model.default_sampler))
             return best, fewest[best]
+    if steps.get("looked"):  # someone looked at the grids and saw what the sweep's numbers do not
+        return None
     return FAST_FALLBACK.get(model.name)
 
 

@@ -98,7 +98,7 @@ def run_text(s: ddpm.Settings) -> str:
 
 
 def canonical(model: ddpm.DiffusionModel, names: list[str]) -> list[str]:
-    """Class names or indices, any case, as the model spells its classes ("3" is emoji's "Food & Drink")."""
+    """Class names or indices, any case, as the model spells its classes ("3" is emoji's "animals")."""
     return [model.classes[i] for i in model.label_ids(names)]
 
 

@@ -135,4 +135,7 @@ def test_the_fast_preset_is_the_models_measured_fewest_steps_and_else_none():
     assert controls.fast_preset(emoji) == ("dpm++", 6), "a tie goes to the model's own sampler"
     emoji.meta["metrics"]["steps"]["looked"] = "the 6-step grid is grainier than the 20-step one."
     assert controls.fast_preset(emoji) is None, "a look at the grids overrules the numbers"
+    emoji.meta["metrics"]["steps"]["looked_fewest"] = 8
+    assert controls.fast_preset(emoji) == ("dpm++", 8), "the count the look kept, on the reference sampler"
+    del emoji.meta["metrics"]["steps"]["looked_fewest"]
     assert [v for _, v in controls.speed_choices(emoji)[0]] == [controls.QUALITY]

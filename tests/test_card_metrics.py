@@ -100,6 +100,24 @@ def test_write_card_steps_table(tmp_path, quadrant_model):
     card_metrics.set_steps_looked(folder, "x.")
     card_metrics.set_steps_looked(folder, None)
     assert "Looked at" not in (folder / "README.md").read_text()
+    # a look that keeps a count: only one the sweep measured for the reference sampler, and whose numbers keep it
+    rows = [_sweep_row("dpm++", n, a, f) for n, a, f in ((20, 0.95, 10.0), (10, 0.95, 10.4), (8, 0.95, 10.6),
+                                                          (6, 0.945, 10.9), (4, 0.90, 20.0))]
+    card_metrics.write_card(folder, ddpm.load(folder), rows, "cmd S5", steps=True)
+    assert card_steps.fewest_steps(rows)["dpm++"] == 6
+    card_metrics.set_steps_looked(folder, "the 4- and 6-step grids are blurred.", fewest=8)
+    steps = ddpm.load(folder).meta["metrics"]["steps"]
+    assert steps["looked_fewest"] == 8 and card_steps.offered_steps(steps) == {"dpm++": 8}
+    assert ("**Looked at:** the 4- and 6-step grids are blurred. So dpm++ 8 steps is the fewest offered as keeping "
+            "the quality.") in (folder / "README.md").read_text()
+    for bad in (20, 7, True, "8", 4):  # the reference, unmeasured, not a count, a count the numbers do not keep
+        with pytest.raises(ValueError, match="fewest=|do not keep"):
+            card_metrics.set_steps_looked(folder, "x.", fewest=bad)
+    assert ddpm.load(folder).meta["metrics"]["steps"]["looked_fewest"] == 8, "a refused look changes nothing"
+    card_metrics.set_steps_looked(folder, "x.")  # a new look without a count keeps none
+    assert card_steps.offered_steps(ddpm.load(folder).meta["metrics"]["steps"]) == {}
+    card_metrics.set_steps_looked(folder, None)
+    assert card_steps.offered_steps(ddpm.load(folder).meta["metrics"]["steps"]) == card_steps.fewest_steps(rows)
     with pytest.raises(ValueError, match="no steps sweep"):
         card_metrics.set_steps_looked(quadrant_model.save(tmp_path / "bare"), "x.")
     for bad, message in ((SWEEP[:1] + SWEEP[3:4], "needs a sweep over steps"),

@@ -38,7 +38,7 @@ def test_config_files_are_validated(tmp_path):
         TrainConfig.from_file("")  # (the current folder is no config)
 
 
-@pytest.mark.parametrize("name", ["mnist", "fashion", "letters", "emoji"])
+@pytest.mark.parametrize("name", ["mnist", "fashion", "letters", "emoji", "emoji2"])
 def test_bundled_configs_build_models_that_fit_a_space(name):
     """A Space's git takes files over 10 MB only through LFS: each config's weights, as stored, must fit."""
     from ddpm.data import dataset_info
