@@ -63,7 +63,6 @@ def fewest_steps(rows: Sequence[dict], sampler: str = REFERENCE_SAMPLER) -> dict
     return out
 
 
-
 def offered_steps(steps: dict) -> dict[str, int | None]:
     """The fewest steps per sampler that a card offers as keeping the quality (the app's fast preset), from its
     stored ``metrics["steps"]``: the sweep's ``fewest_steps``, unless someone looked at the grids (``"looked"``,
@@ -76,6 +75,7 @@ def offered_steps(steps: dict) -> dict[str, int | None]:
         fewest = steps.get("looked_fewest")
         return {reference_row(rows)["sampler"]: fewest} if fewest else {}
     return fewest_steps(rows)
+
 
 def format_steps_table(rows: Sequence[dict]) -> str:
     """One row per sampler, one column per step count, cells "accuracy / FID" (a Markdown table)."""
