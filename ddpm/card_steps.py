@@ -71,10 +71,12 @@ def offered_steps(steps: dict) -> dict[str, int | None]:
     rows = steps.get("rows") or []
     if not rows:
         return {}
-    if steps.get("looked"):
-        fewest = steps.get("looked_fewest")
-        return {reference_row(rows)["sampler"]: fewest} if fewest else {}
-    return fewest_steps(rows)
+    by_numbers = fewest_steps(rows)
+    if steps.get("looked"):  # the look's count, while the (possibly since merged) sweep's numbers still keep it
+        sampler, fewest = reference_row(rows)["sampler"], steps.get("looked_fewest")
+        keeps_it = fewest and by_numbers.get(sampler) is not None and by_numbers[sampler] <= fewest
+        return {sampler: fewest} if keeps_it else {}
+    return by_numbers
 
 
 def format_steps_table(rows: Sequence[dict]) -> str:

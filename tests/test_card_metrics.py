@@ -114,6 +114,8 @@ def test_write_card_steps_table(tmp_path, quadrant_model):
         with pytest.raises(ValueError, match="fewest=|do not keep"):
             card_metrics.set_steps_looked(folder, "x.", fewest=bad)
     assert ddpm.load(folder).meta["metrics"]["steps"]["looked_fewest"] == 8, "a refused look changes nothing"
+    assert card_steps.offered_steps({**steps, "rows": rows[:2] + [_sweep_row("dpm++", 8, 0.90, 20.0)] + rows[3:]}) == {}, \
+        "a count whose numbers a merged sweep no longer keeps is not offered"
     card_metrics.set_steps_looked(folder, "x.")  # a new look without a count keeps none
     assert card_steps.offered_steps(ddpm.load(folder).meta["metrics"]["steps"]) == {}
     card_metrics.set_steps_looked(folder, None)
