@@ -35,6 +35,7 @@ import json
 import os
 import re
 import shutil
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,7 +88,7 @@ class DiffusionModel:
     name: str = "model"
     meta: dict = field(default_factory=dict)  # training facts and measured metrics, as in ddpm_config.json
     folder: Path | None = None                # where it was loaded from (its extra parts live there)
-    _compiled: object = field(default=None, init=False, repr=False, compare=False)
+    _compiled: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _classifier: object = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -124,14 +125,35 @@ class DiffusionModel:
         return self.denoiser.num_classes is not None
 
     def to(self, device: torch.device | str | None = None) -> DiffusionModel:
-        self.denoiser.to(pick_device(device))
+        device = pick_device(device)
+        if device != self.device:
+            self._compiled.clear()  # a compiled forward runs on the device it was built for
+        self.denoiser.to(device)
         return self
 
-    def compiled(self):
-        """A ``torch.compile``d forward of the denoiser, built once and kept."""
-        if self._compiled is None:
-            self._compiled = torch.compile(self.denoiser)
-        return self._compiled
+    def compiled(self, dtype: str = "float32", build: bool = True):
+        """The denoiser's compiled forward in ``dtype``, kept per precision: its AOTInductor package from the
+        compile cache (``ddpm.aot``: loaded in milliseconds; built here first when missing, tens of seconds on
+        a CPU), or, where export or the compiler fails, a ``torch.compile``d denoiser. Built from the weights
+        as they are now: a model trained further after this call keeps the old forward. ``build=False``: None
+        where the cache has no package yet (nothing is compiled in this process)."""
+        from . import aot
+        from .device import dtype_name
+
+        dtype = dtype_name(dtype, self.device)
+        if dtype not in self._compiled:
+            forward = aot.load(self, dtype)
+            if forward is None and not build:
+                return None
+            if forward is None:
+                try:
+                    forward = aot.load(self, dtype, aot.build(self, dtype))
+                except Exception as err:  # noqa: BLE001 - export or the C++ compiler failed: compile in process
+                    warnings.warn(f"model {self.name!r}: no ahead-of-time package ({type(err).__name__}: "
+                                  f"{str(err)[:200]}); using torch.compile", stacklevel=2)
+                    forward = torch.compile(self.denoiser)
+            self._compiled[dtype] = forward
+        return self._compiled[dtype]
 
     @property
     def classes(self) -> list[str]:

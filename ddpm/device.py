@@ -88,11 +88,17 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device | str | None = 
 
 
 def autocast(device: torch.device, dtype: str | torch.dtype = "float32"):
-    """Autocast context for a model forward: a no-op for float32, mixed precision otherwise."""
+    """Autocast context for a model forward: a no-op for float32, mixed precision otherwise.
+
+    Without autocast's cast cache: it is cleared, under one process-wide mutex, when the context exits, and the
+    cached weight casts' release takes the GIL. With the app compiling in a background thread (torch.compile's
+    tracing holds the GIL while it waits for that mutex), a request's exit deadlocked both threads, on the first
+    click during the compile (diffusion_lab.bench_app --first --compile 1). One context wraps one forward, in
+    which every weight is cast once, so the cache saved nothing here."""
     dtype = resolve_dtype(dtype, device)
     if dtype == torch.float32:
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    return torch.autocast(device_type=device.type, dtype=dtype, cache_enabled=False)
 
 
 def generator(seed: int | None, device: torch.device | None = None) -> torch.Generator:

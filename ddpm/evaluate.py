@@ -62,10 +62,12 @@ def sample_images(model: DiffusionModel, n: int, settings: Settings, batch: int 
 
 
 def settings_label(settings: Settings) -> str:
-    """A row's name: "dpm++ 20 steps, guidance 3" (and ", eta 1" for a non-zero DDIM eta)."""
+    """A row's name: "dpm++ 20 steps, guidance 3" (and ", eta 1" for a non-zero DDIM eta, the precision when it
+    is not float32, ", compiled" for the compiled forward)."""
     label = f"{settings.sampler} {settings.steps} steps, guidance {settings.guidance:g}"
     label += f", eta {settings.eta:g}" if settings.eta else ""
-    return label + (f", {settings.dtype}" if settings.dtype != "float32" else "")
+    label += f", {settings.dtype}" if settings.dtype != "float32" else ""
+    return label + (", compiled" if settings.compile else "")
 
 
 def parse_samplers(spec: str) -> list[tuple[str, int]]:
@@ -99,10 +101,10 @@ def parse_guidance(spec: float | str) -> list[float]:
 
 
 def settings_from_spec(spec: str, guidance: float | str = DEFAULT_GUIDANCE, seed: int = 0,
-                       dtype: str = DEFAULT_DTYPE) -> list[Settings]:
+                       dtype: str = DEFAULT_DTYPE, compile: bool = False) -> list[Settings]:
     """Sampler spec (see ``parse_samplers``) x guidance (one value or a comma-separated sweep) -> one
-    ``Settings`` per pair, sampler-major, sharing seed and dtype."""
-    return [Settings(sampler=name, steps=steps, guidance=g, seed=seed, dtype=dtype)
+    ``Settings`` per pair, sampler-major, sharing seed, dtype and whether the forward is compiled."""
+    return [Settings(sampler=name, steps=steps, guidance=g, seed=seed, dtype=dtype, compile=compile)
             for name, steps in parse_samplers(spec) for g in parse_guidance(guidance)]
 
 
@@ -197,6 +199,8 @@ def evaluate(model: DiffusionModel, settings_list: Sequence[Settings], n: int = 
                      "fid": round(frechet_distance(features(classifier, samples), reference_feats), 3),
                      "fid_floor": round(fid_floor, 3), "floor_n": len(probe), "reference_n": len(reference),
                      "accuracy_real": round(accuracy_real, 4), "seconds": round(seconds, 1)})
+        if s.compile:
+            rows[-1]["compiled"] = True
         if judge := classifier.meta.get("key"):
             rows[-1]["classifier"] = {"key": judge, "test_accuracy": classifier.meta.get("test_accuracy")}
         if labels is not None:

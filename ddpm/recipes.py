@@ -112,7 +112,7 @@ def _job(model: DiffusionModel, settings: Settings, eps_fn, x: torch.Tensor | No
 
 
 def _forward(model: DiffusionModel, settings: Settings):
-    return model.compiled() if settings.compile else None
+    return model.compiled(settings.dtype) if settings.compile else None
 
 
 def _estimate(model: DiffusionModel, settings: Settings, labels: torch.Tensor | None):

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -14,7 +16,7 @@ import gradio as gr
 import ddpm
 from ddpm.checkpoint import HUB_ID
 from ddpm.data import DATASETS
-from ddpm.device import pick_device
+from ddpm.device import dtype_name, pick_device
 
 from .inputs import settings, user_errors, whole
 
@@ -22,10 +24,7 @@ PREFERRED = ("mnist", "fashion", "letters", "emoji")  # the default model is the
 MAX_IMAGES = 16          # per SDEdit / inpaint / illusion run
 FILE_TTL = 3600          # seconds the downloadable PNG/GIF files are kept
 LOCAL_MODELS_ENV = "DDPM_ALLOW_LOCAL_MODELS"
-COMPILE_ENV = "DIFFUSION_LAB_COMPILE"  # 1 / 0 / auto (the default: on a GPU, off on a CPU)
-# Warm-up batches: the tab defaults (Generate's 20 images, the edit tabs' up to 16), two sizes so torch.compile
-# marks the batch dynamic and later sizes need no new compile.
-WARM_BATCHES = (20, 16)
+COMPILE_ENV = "DIFFUSION_LAB_COMPILE"  # 1 / 0 / auto (the default: on, except on ZeroGPU)
 
 
 def local_models_allowed() -> bool:
@@ -38,19 +37,20 @@ def local_models_allowed() -> bool:
 
 
 def compile_wanted(device) -> bool:
-    """Whether the app compiles its bundled models in the background: never on ZeroGPU ($SPACES_ZERO_GPU:
-    its GPU is lent per call, in another process), else $DIFFUSION_LAB_COMPILE (1/0) when set, else on a GPU
-    only. Measured on a 2-core CPU: compiled float32 1.50x eager and bfloat16 1.1-1.4x (docs/MEASUREMENTS.md),
-    but the compile takes 30-40 s of both cores cold, which a visitor's run would share; on a GPU it costs
-    a GPU nothing and its call overhead is what compiling removes."""
+    """Whether the app builds and loads compiled forwards of its bundled models in the background: never on
+    ZeroGPU ($SPACES_ZERO_GPU: its GPU is lent per call, in another process), else $DIFFUSION_LAB_COMPILE
+    (1/0) when set, else yes. The build runs in a subprocess at the lowest priority and the package loads in
+    milliseconds, so a visitor's run is not slowed by it (docs/MEASUREMENTS.md, "The app over the library");
+    compiled bfloat16 measured 1.8x eager on a 2-core CPU. Without a C++ compiler the build fails and the app
+    stays eager."""
     if os.environ.get("SPACES_ZERO_GPU", "").strip().lower() in ("1", "true"):
         return False
     value = os.environ.get(COMPILE_ENV, "auto").strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    return device.type == "cuda"
+    return value not in ("0", "false", "no", "off")
+
+
+def _lowest_priority() -> None:  # in the build subprocess, before it runs (POSIX)
+    os.nice(19)
 
 
 def load_bundled() -> tuple[dict[str, ddpm.DiffusionModel], list[str]]:
@@ -73,44 +73,57 @@ class Lab:
         self.device = pick_device()
         self.models = {name: m.to(self.device) for name, m in models.items()}
         self.problems = list(problems or [])
-        self.compiled: frozenset[str] = frozenset()  # bundled models whose compiled forward is warm
+        self.compiled: frozenset[str] = frozenset()  # bundled models whose compiled forward is loaded
+        self.compiled_dtype = dtype_name("auto", self.device)  # the precision requests run in, compiled for
         self.compiling: threading.Thread | None = None
 
     def start_compiling(self) -> threading.Thread | None:
-        """Compile the bundled models in a background thread (where ``compile_wanted``), at the lowest CPU
-        priority, so the page is up at once and its first click runs eager. Each model's forward is warmed
-        on the batches the tabs send; only when every one is warm does ``compiled`` name them, in one
-        assignment, and from then on torch.compile runs a shape it has no code for eagerly rather than
-        compiling in a visitor's request. A request reads ``compiled`` once, in ``begin``: one in flight
-        keeps the forward it started with."""
+        """Give the bundled models compiled forwards in the background (where ``compile_wanted``), so the page
+        is up at once and its first clicks run eager. A model whose package (``ddpm.aot``) is not in the
+        compile cache gets one built by ``python -m ddpm compile`` in a subprocess at nice 19: torch.compile in
+        this process would hold the GIL for its tracing (a first click took 14 s instead of 3.7 s). The
+        package is then loaded (milliseconds) and the model named in ``compiled``; a request reads it once,
+        in ``begin``: one in flight keeps the forward it started with."""
         if self.compiling is not None or not self.models or not compile_wanted(self.device):
             return None
         self.compiling = threading.Thread(target=self._compile_all, name="diffusion-lab-compile", daemon=True)
         self.compiling.start()
         return self.compiling
 
+    def build_command(self, name: str) -> list[str]:
+        return [sys.executable, "-m", "ddpm", "compile", "--model", name, "--dtype", self.compiled_dtype,
+                "--device", str(self.device)]
+
     def _compile_all(self) -> None:
         import torch
 
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # Linux: a thread's own nice
-        except (AttributeError, OSError):
-            pass
-        done, start = [], time.perf_counter()
+        from ddpm import aot
+
+        start = time.perf_counter()
         for name, model in self.models.items():
-            try:
-                for batch in WARM_BATCHES:  # the library's own path, as a request runs it
-                    labels = [model.classes[i % len(model.classes)] for i in range(batch)] if model.conditional \
-                        else None
-                    ddpm.generate(model, labels, n=None if labels else batch,
-                                  settings=ddpm.Settings(steps=2, compile=True)).run()
-                done.append(name)
-            except Exception as err:  # noqa: BLE001 - no compiler here (no C compiler, an old GPU): stay eager
-                print(f"diffusion lab: not compiling {name} ({type(err).__name__}: {err})")
-        if done:
-            torch.compiler.set_stance("eager_on_recompile")
-            self.compiled = frozenset(done)
-            print(f"diffusion lab: compiled {', '.join(done)} in {time.perf_counter() - start:.0f} s; runs use it now")
+            if aot.load(model, self.compiled_dtype) is None:
+                try:
+                    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # kernels use as many
+                    built = subprocess.run(self.build_command(name), capture_output=True, text=True, timeout=3600,
+                                           env=env,
+                                           preexec_fn=_lowest_priority if hasattr(os, "nice") else None)
+                except (OSError, subprocess.SubprocessError) as err:
+                    built = subprocess.CompletedProcess([], 1, "", f"{type(err).__name__}: {err}")
+                if built.returncode != 0:
+                    why = (built.stderr.strip().splitlines() or ["no output"])[-1]
+                    print(f"diffusion lab: {name} stays eager (building its compiled forward failed: {why})")
+                    continue
+            forward = model.compiled(self.compiled_dtype, build=False)  # loads the package; never compiles here
+            if forward is None:
+                print(f"diffusion lab: {name} stays eager (its compiled forward was built, but not where "
+                      f"{ddpm.aot.cache_dir()} has it)")
+                continue
+            with torch.inference_mode():  # the first call pays the package's set-up, not a visitor's
+                forward(torch.zeros(4, model.channels, model.image_size, model.image_size, device=self.device),
+                        torch.zeros(4, dtype=torch.long, device=self.device), None)
+            self.compiled = self.compiled | {name}  # one assignment: a request sees the old set or the new
+            print(f"diffusion lab: {name} runs compiled ({self.compiled_dtype}) after "
+                  f"{time.perf_counter() - start:.0f} s")
 
     @property
     def default(self) -> str:
@@ -159,12 +172,18 @@ class Lab:
         except (OSError, RuntimeError, KeyError) as err:  # unreadable files, bad configs
             raise ValueError(f"could not load model {name!r}: {err}") from None
 
+    def runs_compiled(self, name: str, model, s: ddpm.Settings | None = None) -> bool:
+        """Whether a request for ``model`` (by ``name``) in ``s``'s precision runs the compiled forward now: a
+        bundled model whose package is loaded (a user's own model never is: it would compile in the request)."""
+        dtype = dtype_name((s or ddpm.Settings()).dtype, self.device)
+        return name in self.compiled and self.models.get(name) is model and dtype == self.compiled_dtype
+
     def begin(self, model, session, sampler, steps, guidance, seed_value, count=None):
         """What every sampling handler starts with: the model, checked Settings and (given ``count``) the
         number of images."""
         name = str(model or "").strip()
         model, s = self.model(name, session), settings(sampler, steps, guidance, seed_value)
-        if name in self.compiled and self.models.get(name) is model:  # a bundled model, warm: never compiles here
+        if self.runs_compiled(name, model, s):
             s = s.with_(compile=True)
         return model, s, None if count is None else whole(count, 1, MAX_IMAGES, "number of images")
 

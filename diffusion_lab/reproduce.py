@@ -188,7 +188,9 @@ def fill(recipe: str, args: dict, settings: ddpm.Settings, model: ddpm.Diffusion
     from .tabs.sdedit import STRENGTH_CHOICES
 
     values = {name: getattr(settings, name) for name in SETTING_CONTROLS}
-    extra = [n for n in ("eta", "compile") if getattr(settings, n) != getattr(ddpm.Settings(), n)]
+    # compile is not a control: the page runs compiled once this server's package is loaded (Lab.begin), as the
+    # link's run did; the link's Python text and command line name it
+    extra = [n for n in ("eta",) if getattr(settings, n) != getattr(ddpm.Settings(), n)]
     if extra:
         raise ValueError(f"the page has no control for {', '.join(extra)}: use the link's Python text")
     here = dtype_name(ddpm.Settings().dtype, model.device)  # the page samples in the library's default precision
@@ -267,6 +269,10 @@ def read_links(demo: gr.Blocks, ui: UI, tabs: gr.Tabs) -> None:
         except (ValueError, OSError) as err:  # OSError: a folder that is not there, where folders are allowed
             gr.Warning(f"This link could not be opened: {err}", title="Link")
             return nothing
+        if settings.compile != ui.lab.runs_compiled(name, model, settings):
+            ran, runs = ("compiled", "eagerly") if settings.compile else ("eagerly", "compiled")
+            gr.Warning(f"The link's result ran {ran} and this server runs {runs} now: a few pixels may differ. "
+                       "Its Python text gives the exact pixels.", title="Link")
         ignored = unknown_keys(query)
         if ignored:
             gr.Warning(f"The link's {', '.join(ignored)} mean nothing here: ignored", title="Link")

@@ -1,6 +1,8 @@
 """Shared fixtures: tiny CPU models that build in milliseconds."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -15,6 +17,9 @@ CLASS_NAMES = TINY_CLASSES
 # The test models are tiny: a second intra-op thread buys nothing, and on a busy 2-core machine its
 # spin-waiting made one 8x8 UNet forward take 600 ms instead of 9 ms.
 torch.set_num_threads(1)
+# No served app of a test builds compiled forwards (a subprocess, a minute of both cores, files in ~/.cache):
+# tests/test_aot.py builds one for a tiny model into a temporary cache, and the app tests patch what they check.
+os.environ["DIFFUSION_LAB_COMPILE"] = "0"
 
 
 @pytest.fixture(autouse=True, scope="session")

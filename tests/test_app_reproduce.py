@@ -194,6 +194,8 @@ def test_fill_turns_a_links_recipe_into_the_tabs_controls_or_says_why_not():
         reproduce.fill("generate", {"labels": ["1", "1", "2"], "n": None}, s, model)
     with pytest.raises(ValueError, match="no control for eta"):
         reproduce.fill("generate", {"labels": ["1"], "n": None}, s.with_(eta=0.5), model)
+    # compiled is how the server ran it, not a control: the page opens it (and warns where it runs otherwise now)
+    assert reproduce.fill("generate", {"labels": ["1"], "n": None}, s.with_(compile=True), model)["seed"] == 4
     # the page samples in its machine's default precision (float32 under the tests' pin): a link made in
     # another is refused, not silently given other pixels
     assert reproduce.fill("generate", {"labels": ["1"], "n": None}, s.with_(dtype="float32"), model)["seed"] == 4

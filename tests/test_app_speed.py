@@ -86,11 +86,13 @@ def test_a_handler_keeps_its_inputs_annotations_beside_the_request():
 
 
 # -- 3. compiling in the background -------------------------------------------------------------------------
-def test_compile_is_wanted_on_a_gpu_never_on_zerogpu_and_the_env_var_decides(monkeypatch):
+def test_compile_is_wanted_by_default_never_on_zerogpu_and_the_env_var_decides(monkeypatch):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     monkeypatch.delenv(lab.COMPILE_ENV, raising=False)
     monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
-    assert not lab.compile_wanted(cpu) and lab.compile_wanted(cuda)
+    assert lab.compile_wanted(cpu) and lab.compile_wanted(cuda), "a niced subprocess builds it: on by default"
+    monkeypatch.setenv(lab.COMPILE_ENV, "0")
+    assert not lab.compile_wanted(cpu)
     monkeypatch.setenv(lab.COMPILE_ENV, "1")
     assert lab.compile_wanted(cpu)
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")

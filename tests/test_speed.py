@@ -83,6 +83,7 @@ def test_flops_are_counted_on_every_guided_network_call(tiny_model):
 @pytest.mark.parametrize("mode,parsed", [("float32", ("ours", None, "float32")),
                                          ("compile-bfloat16", ("ours", "default", "bfloat16")),
                                          ("compile:reduce-overhead-bfloat16", ("ours", "reduce-overhead", "bfloat16")),
+                                         ("aot-bfloat16", ("ours", "aot", "bfloat16")),
                                          ("diffusers-bfloat16", ("diffusers", None, "bfloat16"))])
 def test_bench_modes_name_the_loop_compilation_and_precision(mode, parsed):
     assert bench.parse_mode(mode) == parsed

@@ -1,4 +1,4 @@
-"""The command line: ``python -m ddpm {sample,sdedit,inpaint,illusion,train,data,evaluate,evaluate-illusions,classifier,models,bench,bench-train}``.
+"""The command line: ``python -m ddpm {sample,sdedit,inpaint,illusion,train,data,evaluate,evaluate-illusions,classifier,models,compile,bench,bench-train}``.
 
 ``sample`` is a fixed interface others rely on::
 
@@ -40,6 +40,8 @@ COMMANDS = {
     "evaluate": ("class accuracy and classifier-feature FID of generated samples", "ddpm.cli.evaluate",
                  "add_arguments", "run"),
     "models": ("list the bundled models", "ddpm.cli.data", "add_models_arguments", "run_models"),
+    "compile": ("build a model's ahead-of-time compiled forward into the compile cache (loaded in milliseconds "
+                "by later runs with --compile)", "ddpm.cli.compile", "add_arguments", "run"),
     "bench": ("measure sampling speed: eager vs compiled, float32 vs bfloat16", "ddpm.bench", "add_arguments", "run"),
     "bench-train": ("measure training speed: ms a step per batch size, eager vs compiled", "ddpm.bench",
                     "add_train_arguments", "run_train"),

@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--dtype", choices=DTYPES, default=DEFAULT_DTYPE,
                         help=f"model precision while sampling (default {DEFAULT_DTYPE}; auto: bfloat16 on a CPU with "
                              f"native bfloat16 and on a GPU, else float32; the rows and the card name the one that ran)")
+    parser.add_argument("--compile", action="store_true",
+                        help="sample with the compiled forward (ddpm.aot, as the app does once it is built); the rows "
+                             "say \"compiled\"")
     parser.add_argument("--batch", type=int, default=EVALUATE_BATCH, help=f"sampling batch size (default {EVALUATE_BATCH})")
     parser.add_argument("--write-card", action="store_true",
                         help="store the rows in the checkpoint's ddpm_config.json (replacing rows of the same setting, "
@@ -43,6 +46,7 @@ def command_line(args: argparse.Namespace, dtype: str | None = None) -> str:
     dtype = dtype or args.dtype
     return (f"python -m ddpm evaluate --model {args.model} --n {args.n} --samplers {args.samplers} "
             f"--guidance {','.join(f'{g:g}' for g in parse_guidance(args.guidance))} --seed {args.seed} --dtype {dtype}"
+            + (" --compile" if getattr(args, "compile", False) else "")
             + (" --write-card --steps-table" if getattr(args, "steps_table", False) else ""))
 
 
@@ -71,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         args.guidance = f"{model.default_guidance:g}" if args.guidance is None else args.guidance
         args.samplers = f"{model.default_sampler}:{DEFAULT_STEPS}" if args.samplers is None else args.samplers
         dtype = dtype_name(args.dtype, model.device)  # "auto" made concrete: the rows and the card's command name it
-        settings = settings_from_spec(args.samplers, args.guidance, args.seed, dtype)
+        settings = settings_from_spec(args.samplers, args.guidance, args.seed, dtype, args.compile)
         rows = evaluate(model, settings, n=args.n, batch=args.batch, seed=args.seed)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
