@@ -4,10 +4,13 @@ One run starts the app in this process (on a free port, the bundled model only),
 ``/generate`` with the tab's defaults through ``gradio_client`` and the same ``ddpm.generate`` call in the same
 process (same labels, sampler, steps, guidance, seed and precision), and prints both medians and their ratio
 (the target: at most 1.2x). ``--first`` instead times the first ``/generate`` after start, with the app's
-background compilation on or off (``DIFFUSION_LAB_COMPILE``), against a second one.
+background build of compiled forwards on or off (``DIFFUSION_LAB_COMPILE``; with an empty $DDPM_COMPILE_CACHE the
+build subprocess runs during that click), against a second one. ``--wait-compiled S`` waits (up to S seconds) for
+the app to load its compiled forward and then times both sides compiled.
 
     python -m diffusion_lab.bench_app --model mnist --repeats 5
-    python -m diffusion_lab.bench_app --model mnist --first --compile 1
+    DDPM_COMPILE_CACHE=$(mktemp -d) python -m diffusion_lab.bench_app --model mnist --first --compile 1
+    python -m diffusion_lab.bench_app --model mnist --compile 1 --wait-compiled 300
     python -m diffusion_lab.bench_app --model mnist --no-downloads   # without the client's file downloads
 """
 from __future__ import annotations
@@ -41,12 +44,21 @@ def tab_defaults(model) -> dict:
             "guidance": model.default_guidance, "seed": 0}
 
 
-def library_call(model, d: dict):
-    """The same grid as the tab's defaults, as a library user samples it (labels in the tab's order)."""
+def library_call(model, d: dict, compiled: bool = False):
+    """The same grid as the tab's defaults, as a library user samples it (labels in the tab's order), on the
+    app's torch thread: called from any other thread of this process it would share the two cores with that
+    thread's OpenMP team (diffusion_lab.compute) and measure slower than in a process of its own."""
+    from . import compute
+
+    return compute.call(_library_call, model, d, compiled)
+
+
+def _library_call(model, d: dict, compiled: bool):
     import ddpm
 
     labels = [c for _ in range(d["per_class"]) for c in d["classes"]] if model.conditional else None
-    settings = ddpm.Settings(sampler=d["sampler"], steps=d["steps"], guidance=d["guidance"], seed=d["seed"])
+    settings = ddpm.Settings(sampler=d["sampler"], steps=d["steps"], guidance=d["guidance"], seed=d["seed"],
+                             compile=compiled)
     return ddpm.generate(model, labels, n=None if labels else d["per_class"], settings=settings).run()
 
 
@@ -69,6 +81,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--first", action="store_true", help="time the first /generate after start instead")
     p.add_argument("--compile", default=None, help="sets DIFFUSION_LAB_COMPILE for this run (1, 0 or auto)")
+    p.add_argument("--wait-compiled", type=float, default=0, metavar="S",
+                   help="wait up to S seconds for the app's compiled forward, then time both sides compiled")
     p.add_argument("--no-downloads", action="store_true",
                    help="the client leaves the result's files on the server (gradio_client's download_files=False): "
                         "what the client's downloads cost shows against a run without")
@@ -82,7 +96,9 @@ def main(argv=None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = ddpm.load(args.model)
+    from . import compute
+
+    model = compute.call(ddpm.load, args.model)  # on the torch thread, as the app loads its models
     d = tab_defaults(model)
     began = time.perf_counter()
     demo, url = start({args.model: model})
@@ -90,7 +106,15 @@ def main(argv=None) -> int:
     print(f"{args.model}: /generate defaults {len(d['classes']) * d['per_class']} images, {d['sampler']} "
           f"{d['steps']} steps, guidance {d['guidance']}, {torch.get_num_threads()} threads; app up in "
           f"{time.perf_counter() - began:.1f} s", flush=True)
+    compiled = False
     try:
+        if args.wait_compiled:
+            waited = time.perf_counter()
+            while args.model not in demo.lab.compiled and time.perf_counter() - waited < args.wait_compiled:
+                time.sleep(0.5)
+            compiled = args.model in demo.lab.compiled
+            print(f"app's compiled forward {'loaded' if compiled else 'NOT loaded'} after "
+                  f"{time.perf_counter() - began:.0f} s from start: both sides run {'compiled' if compiled else 'eager'}")
         if args.first:
             first = timed(lambda: app_call(client, args.model, d))[0]
             second = timed(lambda: app_call(client, args.model, d))[0]
@@ -99,11 +123,11 @@ def main(argv=None) -> int:
                   f"(DIFFUSION_LAB_COMPILE={os.environ.get('DIFFUSION_LAB_COMPILE', '')!r})")
             return 0
         app_call(client, args.model, d)  # warm-up of both
-        library_call(model, d)
+        library_call(model, d, compiled)
         app_times, lib_times = [], []
         for _ in range(args.repeats):
             app_times.append(timed(lambda: app_call(client, args.model, d)))
-            lib_times.append(timed(lambda: library_call(model, d)))
+            lib_times.append(timed(lambda: library_call(model, d, compiled)))
         for i, what in enumerate(("wall", "CPU")):
             a, b = (statistics.median(t[i] for t in times) for times in (app_times, lib_times))
             print(f"{what:>4s}: app /generate median {a:.3f} s, ddpm.generate median {b:.3f} s, app / library "

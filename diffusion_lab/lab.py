@@ -1,6 +1,7 @@
 """The models the app serves, which names the Model box may load, and what every tab builder is handed."""
 from __future__ import annotations
 
+import atexit
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from ddpm.checkpoint import HUB_ID
 from ddpm.data import DATASETS
 from ddpm.device import dtype_name, pick_device
 
+from . import compute
 from .inputs import settings, user_errors, whole
 
 PREFERRED = ("mnist", "fashion", "letters", "emoji")  # the default model is the first of these found
@@ -47,6 +49,14 @@ def compile_wanted(device) -> bool:
         return False
     value = os.environ.get(COMPILE_ENV, "auto").strip().lower()
     return value not in ("0", "false", "no", "off")
+
+
+def _warm(forward, model, device) -> None:
+    import torch
+
+    with torch.inference_mode():
+        forward(torch.zeros(4, model.channels, model.image_size, model.image_size, device=device),
+                torch.zeros(4, dtype=torch.long, device=device), None)
 
 
 def _lowest_priority() -> None:  # in the build subprocess, before it runs (POSIX)
@@ -94,6 +104,25 @@ class Lab:
         return [sys.executable, "-m", "ddpm", "compile", "--model", name, "--dtype", self.compiled_dtype,
                 "--device", str(self.device)]
 
+    def _build(self, name: str) -> subprocess.CompletedProcess:
+        """``python -m ddpm compile`` for one bundled model, at nice 19, ended with the app (atexit)."""
+        import torch
+
+        env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # its kernels use as many threads
+        try:
+            process = subprocess.Popen(self.build_command(name), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       text=True, env=env, preexec_fn=_lowest_priority if hasattr(os, "nice") else None)
+        except OSError as err:
+            return subprocess.CompletedProcess([], 1, "", f"{type(err).__name__}: {err}")
+        atexit.register(process.kill)  # a build outliving the app would hold the CPU for nothing
+        try:
+            out, err = process.communicate(timeout=3600)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            out, err = process.communicate()
+        atexit.unregister(process.kill)
+        return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
     def _compile_all(self) -> None:
         import torch
 
@@ -102,13 +131,7 @@ class Lab:
         start = time.perf_counter()
         for name, model in self.models.items():
             if aot.load(model, self.compiled_dtype) is None:
-                try:
-                    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # kernels use as many
-                    built = subprocess.run(self.build_command(name), capture_output=True, text=True, timeout=3600,
-                                           env=env,
-                                           preexec_fn=_lowest_priority if hasattr(os, "nice") else None)
-                except (OSError, subprocess.SubprocessError) as err:
-                    built = subprocess.CompletedProcess([], 1, "", f"{type(err).__name__}: {err}")
+                built = self._build(name)
                 if built.returncode != 0:
                     why = (built.stderr.strip().splitlines() or ["no output"])[-1]
                     print(f"diffusion lab: {name} stays eager (building its compiled forward failed: {why})")
@@ -118,9 +141,7 @@ class Lab:
                 print(f"diffusion lab: {name} stays eager (its compiled forward was built, but not where "
                       f"{ddpm.aot.cache_dir()} has it)")
                 continue
-            with torch.inference_mode():  # the first call pays the package's set-up, not a visitor's
-                forward(torch.zeros(4, model.channels, model.image_size, model.image_size, device=self.device),
-                        torch.zeros(4, dtype=torch.long, device=self.device), None)
+            compute.call(_warm, forward, model, self.device)  # the first call pays the package's set-up
             self.compiled = self.compiled | {name}  # one assignment: a request sees the old set or the new
             print(f"diffusion lab: {name} runs compiled ({self.compiled_dtype}) after "
                   f"{time.perf_counter() - start:.0f} s")
@@ -163,7 +184,7 @@ class Lab:
                                  f"({', '.join(self.models) or 'none'}) and Hugging Face Hub ids (owner/name), "
                                  f"not folders ({LOCAL_MODELS_ENV}=1 allows them)")
         try:
-            return ddpm.load(name, device=self.device, local=local)
+            return compute.call(ddpm.load, name, device=self.device, local=local)  # the torch thread (compute)
         except FileNotFoundError as err:
             if local:
                 raise

@@ -9,6 +9,7 @@ import gradio as gr
 
 import ddpm
 
+from . import compute
 from .lab import FILE_TTL, UI, Lab, header, load_bundled
 from .reproduce import read_links
 
@@ -22,7 +23,7 @@ def build(models: dict[str, ddpm.DiffusionModel] | None, tabs: list[Callable[[UI
     after all tabs are built (the Denoising steps tab shows what any run leaves)."""
     problems = []
     if models is None:
-        models, problems = load_bundled()
+        models, problems = compute.call(load_bundled)  # on the torch thread: loading starts its OpenMP team
     lab = Lab(models, problems)
     with gr.Blocks(title="Diffusion Lab", delete_cache=(FILE_TTL, FILE_TTL)) as demo:
         demo.lab = lab  # launch starts its background compilation

@@ -25,6 +25,8 @@ import ddpm
 from ddpm import explore
 from ddpm import images as im
 
+from . import compute
+
 ASSETS = Path(__file__).resolve().parent / "assets"
 MAX_TRACKS = 80          # samples of one run kept for the scrubber (Generate's 10 classes x 8)
 PAD = 1                  # pixels between the tiles of a grid sheet
@@ -80,11 +82,18 @@ class Run:
     tracks: list[Track] = field(default_factory=list)
     total: int = 0  # images in the run, when more than the MAX_TRACKS kept
     ncol: int = 0   # columns of its grid (0: up to 8)
-    chart: list[Line] | None = None
+    chart: list[Line] | Callable[[], list[Line] | None] | None = None  # a callable: drawn when first shown
     replay: Replay | None = None
     label: str = "original"
     branches: list[Run] = field(default_factory=list)
     sheets: list[dict[str, str]] | None = field(default=None, repr=False)  # encoded on first show, then kept
+
+    def lines(self) -> list[Line] | None:
+        """The chart. A tab leaves it as a callable (the classifier over every kept frame: 70 ms of a 20-image
+        mnist run), drawn here on the torch thread when the run is first shown, after its result is out."""
+        if callable(self.chart):
+            self.chart = compute.call(self.chart)
+        return self.chart
 
     def with_branch(self, branch: Run, keep: int = 3) -> Run:
         """This run with ``branch`` beside it (the last ``keep`` branches kept); its encoded sheets are kept too."""
@@ -205,9 +214,9 @@ def _column(run: Run, name: str) -> dict:
     h, w = run.tracks[0].images["x"].shape[1:3]
     rows = math.ceil(len(run.tracks) / ncol)
     chart = None
-    if run.chart:
+    if lines := run.lines():
         chart = [{"dash": line.dash, "p": np.round(line.p.astype(float), 3).tolist(), "names": line.names}
-                 for line in run.chart]
+                 for line in lines]
     return {"label": html.escape(run.label), "name": name, "ncol": ncol, "tile": [w, h], "pad": PAD,
             "size": [PAD + ncol * (w + PAD), PAD + rows * (h + PAD)], "sheets": sheets(run),
             "captions": [html.escape(tr.caption) for tr in run.tracks],

@@ -19,6 +19,7 @@ import torch
 
 import ddpm
 
+from . import compute
 from .inputs import user_errors
 
 try:  # ZeroGPU Spaces: @spaces.GPU borrows a GPU per call; elsewhere it returns the function unchanged
@@ -36,9 +37,10 @@ PICTURES = (gr.Image, gr.Gallery, gr.File)  # outputs that a client downloads, f
 
 
 def handler(fn: Callable, lab, outputs: dict[str, gr.components.Component] | None = None) -> Callable:
-    """``fn(lab, *inputs)`` -> the event function of ``inputs`` alone: run on a GPU where the Space lends one
-    (``gpu``; ``lab`` and its models stay out of what ZeroGPU pickles), its ValueErrors shown as readable
-    errors, and its yielded or returned ``{name: value}`` dicts sent to ``outputs[name]``.
+    """``fn(lab, *inputs)`` -> the event function of ``inputs`` alone: run on the app's one torch thread
+    (``compute``) and on a GPU where the Space lends one (``gpu``; ``lab`` and its models stay out of what ZeroGPU
+    pickles), its ValueErrors shown as readable errors, and its yielded or returned ``{name: value}`` dicts sent
+    to ``outputs[name]``.
 
     An API client (gradio_client marks its calls ``x-gradio-user: api``) is streamed a generator's statuses
     but only the last result's pictures: the client downloads every picture it is sent, opening a new HTTPS
@@ -63,7 +65,7 @@ def handler(fn: Callable, lab, outputs: dict[str, gr.components.Component] | Non
 
     if inspect.isgeneratorfunction(fn):
         def run(*args, **kwargs):
-            yield from fn(lab, *args, **kwargs)
+            yield from compute.iterate(fn(lab, *args, **kwargs))
         on_gpu = gpu(run)
 
         def event(*args, **kwargs):
@@ -81,7 +83,7 @@ def handler(fn: Callable, lab, outputs: dict[str, gr.components.Component] | Non
                 yield named(held)
     else:
         def run(*args, **kwargs):
-            return fn(lab, *args, **kwargs)
+            return compute.call(fn, lab, *args, **kwargs)
         on_gpu = gpu(run)
 
         def event(*args, **kwargs):

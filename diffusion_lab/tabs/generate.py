@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import time
+from functools import partial
 
 import gradio as gr
 import numpy as np
@@ -151,7 +152,7 @@ def generate(lab: Lab, model, classes, per_class, sampler, steps, guidance, seed
     yield {"image": files[0], "files": files,  # the PNG already written: not encoded a second time
            "status": f"Done: {model.name} · {what} · {seconds:.1f} s",
            "run": Run(f"Generate · {model.name} · {what}", tracks_from(frames, names, x), len(captions), ncol,
-                      chart_lines(model, frames, x, shown),
+                      partial(chart_lines, model, frames, x, shown),
                       Replay(name, s, generate_job, dict(labels=labels, n=per_class), frame_steps(job), order, shown)),
            **reproduce.result(lab, session, model, "generate", {"labels": labels, "n": None if labels else per_class},
                               s)}

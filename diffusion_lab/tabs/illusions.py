@@ -3,6 +3,8 @@ afar, another up close), each with its presets for the bundled models. With the 
 (``model.classifier``) a run draws several candidates per image and keeps the best, scored in every reading."""
 from __future__ import annotations
 
+from functools import partial
+
 import gradio as gr
 import torch
 
@@ -124,7 +126,7 @@ def anagram(lab: Lab, model, class_a, class_b, view, count, sampler, steps, guid
     yield {"result": im.captioned_grid(pairs, captions, 2 * min(n, 2), scale),
            "status": f"Done: {model.name} · {what}{note}",
            "run": Run(f"Anagram · {model.name} · {what}", tracks_from(frames, [f"#{i + 1}" for i in range(n)], x),
-                      chart=reading_lines(model, frames, x, readings)),
+                      chart=partial(reading_lines, model, frames, x, readings)),
            **reproduce.result(lab, session, model, "anagram", {"parts": [(a, "identity"), (b, v.spec)],
                               "n": n if readings else n * k, "best_of": k if readings else 1}, s)}
 
@@ -156,7 +158,7 @@ def hybrid(lab: Lab, model, low, high, sigma, count, sampler, steps, guidance, s
            "small": im.captioned_grid(illusions.from_afar(x, factor), None, min(n, 4), 1, pad=2),
            "status": f"Done: {model.name} · {what}{note}",
            "run": Run(f"Hybrid · {model.name} · {what}", tracks_from(frames, [f"#{i + 1}" for i in range(n)], x),
-                      chart=reading_lines(model, frames, x, readings)),
+                      chart=partial(reading_lines, model, frames, x, readings)),
            **reproduce.result(lab, session, model, "hybrid", {
                "low_label": low, "high_label": high, "sigma": sigma or None, "factor": None if sigma else factor,
                "high_guidance": up_close, "n": n if readings else n * k, "best_of": k if readings else 1}, s)}

@@ -1,6 +1,8 @@
 """Inpaint: paint over part of a picture; the model regenerates it to fit the rest, which is kept exactly."""
 from __future__ import annotations
 
+from functools import partial
+
 import gradio as gr
 import torch
 
@@ -41,7 +43,7 @@ def inpaint(lab: Lab, model, image, target, repaint, count, sampler, steps, guid
     grid = im.captioned_grid(x, [f"seed {s.seed} #{i + 1}" for i in range(n)], min(n, 4), k // 2)
     yield {"seen": seen, "result": grid, "status": f"Done: {model.name} · {what}",
            "run": Run(f"Inpaint · {model.name} · {what}", tracks_from(frames, [f"#{i + 1}" for i in range(n)], x),
-                      ncol=min(n, 4), chart=chart_lines(model, frames, x, label and [label] * n),
+                      ncol=min(n, 4), chart=partial(chart_lines, model, frames, x, label and [label] * n),
                       replay=Replay(name, s, inpaint_job, args, frame_steps(job), targets=label and [label] * n)),
            **reproduce.result(lab, session, model, "inpaint",
                               {"image": picture, "mask": mask, "labels": label, "n": n,

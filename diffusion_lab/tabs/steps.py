@@ -3,6 +3,7 @@ classifier's chart), and continue it from any step with another class, guidance,
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import gradio as gr
 
@@ -63,7 +64,7 @@ def branch_run(model, replay: Replay, job, x, frames, at_step: int, target, afte
     captions = [f"{c} → {target}" for c in captions] if target else captions
     targets = [target] * len(captions) if target else replay.targets
     return Run(f"{where} · {what}", tracks_from(frames, captions, x), ncol=ncol,
-               chart=chart_lines(model, frames, x, targets), label=f"{where}: {what}")
+               chart=partial(chart_lines, model, frames, x, targets), label=f"{where}: {what}")
 
 
 def continue_from(lab, run, label, guidance, seed, sampler, session, evt: gr.EventData, progress=gr.Progress()):
