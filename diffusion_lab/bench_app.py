@@ -74,6 +74,34 @@ def timed(fn) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def second_thread(model, d: dict, repeats: int) -> int:
+    """The library call on the torch thread: alone, then while a second live thread has run one call (its OpenMP
+    team stays while it lives), then after that thread has ended."""
+    import threading
+
+    def median() -> float:
+        return statistics.median(timed(lambda: library_call(model, d))[0] for _ in range(repeats))
+
+    library_call(model, d)
+    alone = median()
+    done, ran = threading.Event(), threading.Event()
+
+    def other():
+        _library_call(model, d, False)  # on this thread, not the torch thread
+        ran.set()
+        done.wait()
+    thread = threading.Thread(target=other, daemon=True)
+    thread.start()
+    ran.wait()
+    beside = median()
+    done.set()
+    thread.join()
+    after = median()
+    print(f"library call alone {alone:.3f} s; while another live thread has run torch {beside:.3f} s "
+          f"({beside / alone:.2f}x); after it ended {after:.3f} s")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m diffusion_lab.bench_app", description=__doc__.split("\n")[0])
     p.add_argument("--model", default="mnist", help="bundled model (default mnist)")
@@ -81,6 +109,9 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--first", action="store_true", help="time the first /generate after start instead")
     p.add_argument("--compile", default=None, help="sets DIFFUSION_LAB_COMPILE for this run (1, 0 or auto)")
+    p.add_argument("--second-thread", action="store_true",
+                   help="no app: time the library call alone, then while another live thread has run torch once "
+                        "(why the app runs its torch work on one thread, diffusion_lab.compute)")
     p.add_argument("--wait-compiled", type=float, default=0, metavar="S",
                    help="wait up to S seconds for the app's compiled forward, then time both sides compiled")
     p.add_argument("--no-downloads", action="store_true",
@@ -100,6 +131,8 @@ def main(argv=None) -> int:
 
     model = compute.call(ddpm.load, args.model)  # on the torch thread, as the app loads its models
     d = tab_defaults(model)
+    if args.second_thread:
+        return second_thread(model, d, args.repeats)
     began = time.perf_counter()
     demo, url = start({args.model: model})
     client = Client(url, verbose=False, download_files=not args.no_downloads)

@@ -22,10 +22,10 @@ mkdir -p "$OUT"
 python3 -m pip install -q --no-deps .whl/*.whl 2>&1 | tail -2
 export DDPM_DATA="$PWD/data"
 nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/gpu.txt"
-timeout 240 python3 -m ddpm bench --model mnist --repeats 10 --modes \
-  float32,bfloat16,float16,compile-float16,compile:reduce-overhead-float16,compile:reduce-overhead-bfloat16,diffusers-float16 \
+timeout 330 python3 -m ddpm bench --model mnist --repeats 10 --modes \
+  float32,bfloat16,float16,compile-float16,aot-float16,aot-bfloat16,compile:reduce-overhead-float16,compile:reduce-overhead-bfloat16,diffusers-float16 \
   2>&1 | grep -av "it/s" | tee "$OUT/bench.txt"
-python3 -m ddpm train emoji2 --init-from emoji --batch-size 256 --steps 60000 --minutes "${TRAIN_MINUTES:-6}" --checkpoint-minutes 2 \
+python3 -m ddpm train emoji2 --init-from emoji --batch-size 256 --steps 60000 --minutes "${TRAIN_MINUTES:-4}" --checkpoint-minutes 2 \
   --out-dir runs/emoji2 2>&1 | tr '\r' '\n' | grep -av "^$" | tail -5 | tee "$OUT/train.txt"
 tar -cf "$OUT/emoji2-final.tar" -C runs/emoji2 final 2>/dev/null
 tar -cf "$OUT/emoji2-state.tar" -C runs/emoji2 state samples 2>/dev/null
