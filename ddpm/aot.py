@@ -126,7 +126,11 @@ def build(model, dtype: str = "auto", path: str | Path | None = None) -> Path:
             torch._inductor.aoti_compile_and_package(exported, package_path=str(tmp_dir / f"rows-{low}-{high}.pt2"))
             rows = high + 1
         shutil.rmtree(path, ignore_errors=True)
-        os.replace(tmp_dir, path)
+        try:
+            os.replace(tmp_dir, path)
+        except OSError:  # another process (the app's build, an evaluate) put the same package there meanwhile
+            if not _ranges(path):
+                raise
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
     return path

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 import pytest
@@ -20,6 +21,8 @@ torch.set_num_threads(1)
 # No served app of a test builds compiled forwards (a subprocess, a minute of both cores, files in ~/.cache):
 # tests/test_aot.py builds one for a tiny model into a temporary cache, and the app tests patch what they check.
 os.environ["DIFFUSION_LAB_COMPILE"] = "0"
+# A test that samples with compile=True builds its package into a cache of this run, not the user's.
+os.environ["DDPM_COMPILE_CACHE"] = tempfile.mkdtemp(prefix="ddpm-compiled-tests-")
 
 
 @pytest.fixture(autouse=True, scope="session")
