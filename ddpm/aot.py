@@ -19,6 +19,7 @@ import os
 import platform
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -109,6 +110,9 @@ def build(model, dtype: str = "auto", path: str | Path | None = None) -> Path:
     dtype = dtype_name(dtype, model.device)
     path = Path(path) if path is not None else package_path(model, dtype)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(path.name + ".*"):  # what a build killed mid-way left, an hour or more ago
+        if stale.is_dir() and time.time() - stale.stat().st_mtime > 3600:
+            shutil.rmtree(stale, ignore_errors=True)
     module = _Forward(model.denoiser.eval(), dtype)
     tmp_dir = Path(tempfile.mkdtemp(prefix=path.name + ".", dir=path.parent))
     tmp_dir.chmod(0o755)  # as a plain folder: mkdtemp makes it private
