@@ -148,6 +148,12 @@ def _ranges(path: Path) -> list[tuple[int, int, Path]]:
     return sorted(found)
 
 
+def built(model, dtype: str = "auto") -> bool:
+    """Whether the cache has ``model``'s package in ``dtype`` (nothing is loaded)."""
+    path = package_path(model, dtype)
+    return path.is_dir() and bool(_ranges(path))
+
+
 def load(model, dtype: str = "auto", path: str | Path | None = None) -> Callable | None:
     """The compiled forward ``f(x, t, labels)`` of ``model`` in ``dtype`` from its package (None when there is
     none yet). It takes what ``Denoiser.forward`` takes (labels None: the null label), and runs a batch no

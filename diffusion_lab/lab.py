@@ -43,7 +43,7 @@ def compile_wanted(device) -> bool:
     ZeroGPU ($SPACES_ZERO_GPU: its GPU is lent per call, in another process), else $DIFFUSION_LAB_COMPILE
     (1/0) when set, else yes. The build runs in a subprocess at the lowest priority and the package loads in
     milliseconds, so a visitor's run is not slowed by it (docs/MEASUREMENTS.md, "The app over the library");
-    compiled bfloat16 measured 1.8x eager on a 2-core CPU. Without a C++ compiler the build fails and the app
+    compiled bfloat16 measured 1.6x eager on a 2-core CPU. Without a C++ compiler the build fails and the app
     stays eager."""
     if os.environ.get("SPACES_ZERO_GPU", "").strip().lower() in ("1", "true"):
         return False
@@ -91,7 +91,7 @@ class Lab:
         """Give the bundled models compiled forwards in the background (where ``compile_wanted``), so the page
         is up at once and its first clicks run eager. A model whose package (``ddpm.aot``) is not in the
         compile cache gets one built by ``python -m ddpm compile`` in a subprocess at nice 19: torch.compile in
-        this process would hold the GIL for its tracing (a first click took 14 s instead of 3.7 s). The
+        this process would hold the GIL for its tracing (a first click took 14 s instead of 3). The
         package is then loaded (milliseconds) and the model named in ``compiled``; a request reads it once,
         in ``begin``: one in flight keeps the forward it started with."""
         if self.compiling is not None or not self.models or not compile_wanted(self.device):
@@ -124,24 +124,27 @@ class Lab:
         return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
     def _compile_all(self) -> None:
-        import torch
-
         from ddpm import aot
 
         start = time.perf_counter()
         for name, model in self.models.items():
-            if aot.load(model, self.compiled_dtype) is None:
+            if not aot.built(model, self.compiled_dtype):
                 built = self._build(name)
                 if built.returncode != 0:
                     why = (built.stderr.strip().splitlines() or ["no output"])[-1]
                     print(f"diffusion lab: {name} stays eager (building its compiled forward failed: {why})")
                     continue
-            forward = model.compiled(self.compiled_dtype, build=False)  # loads the package; never compiles here
+            try:  # loading and the first call (the package's set-up) on the torch thread: see compute
+                forward = compute.call(model.compiled, self.compiled_dtype, build=False)  # never compiles here
+                if forward is not None:
+                    compute.call(_warm, forward, model, self.device)
+            except Exception as err:  # noqa: BLE001 - a package this torch cannot run: the model stays eager
+                print(f"diffusion lab: {name} stays eager (its compiled forward did not load: {err})")
+                continue
             if forward is None:
                 print(f"diffusion lab: {name} stays eager (its compiled forward was built, but not where "
-                      f"{ddpm.aot.cache_dir()} has it)")
+                      f"{aot.cache_dir()} has it)")
                 continue
-            compute.call(_warm, forward, model, self.device)  # the first call pays the package's set-up
             self.compiled = self.compiled | {name}  # one assignment: a request sees the old set or the new
             print(f"diffusion lab: {name} runs compiled ({self.compiled_dtype}) after "
                   f"{time.perf_counter() - start:.0f} s")

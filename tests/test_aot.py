@@ -55,6 +55,7 @@ def test_a_package_is_named_by_the_weights_and_the_precision(cache):
     assert aot.package_path(same, "float32") == cache[1]
     assert aot.package_path(other, "float32") != cache[1], "other weights: another package"
     assert aot.package_path(same, "bfloat16") != cache[1]
+    assert aot.built(same, "float32") and not aot.built(other, "float32")
     assert aot.load(other, "float32") is None, "nothing built for it: None, not a stale forward"
     assert other.compiled("float32", build=False) is None
 
@@ -83,7 +84,8 @@ def test_the_app_loads_a_built_package_without_compiling_in_its_process(cache, m
     model = tiny_model()
     the_lab = lab.Lab({"tiny": model})
     the_lab.compiled_dtype = "float32"  # the tests' precision (conftest): the package above
-    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("the package is there: no build"))
+    monkeypatch.setattr(the_lab, "_build", lambda name: pytest.fail("the package is there: no build"))
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("no subprocess either"))
     monkeypatch.setattr(torch, "compile", lambda *a, **k: pytest.fail("never torch.compile in the app"))
     thread = the_lab.start_compiling()
     assert isinstance(thread, threading.Thread)
