@@ -78,8 +78,8 @@ def package_path(model, dtype: str = "auto") -> Path:
     for key, tensor in model.denoiser.state_dict().items():
         digest.update(key.encode() + b"\0")
         digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in model.name)[:40] or "model"
-    return cache_dir() / f"{safe}-{dtype}-{digest.hexdigest()[:16]}"
+    # not the model's name: the same weights loaded by name, from a folder or from the Hub share one package
+    return cache_dir() / f"{type(model.denoiser).__name__}-{dtype}-{digest.hexdigest()[:16]}"
 
 
 def _example(model, rows: int = 4):

@@ -109,3 +109,12 @@ def test_a_failed_build_leaves_the_app_eager(tmp_path, monkeypatch, capsys):
     assert "tiny stays eager" in out and "no C++ compiler" in out, out
     _, s, _ = the_lab.begin("tiny", {}, "dpm++", 3, 1.5, 0)
     assert not s.compile
+
+
+def test_the_compile_command_builds_once_and_then_says_so(cache, monkeypatch, tmp_path, capsys):
+    from ddpm.cli import main
+
+    folder = tiny_model().save(tmp_path / "tiny")  # the same weights as the package above
+    monkeypatch.setattr(aot, "build", lambda *a, **k: pytest.fail("the cache has it: nothing to build"))
+    assert main(["compile", "--model", str(folder), "--dtype", "float32"]) == 0
+    assert "(already built)" in capsys.readouterr().out

@@ -30,7 +30,7 @@ def run(args) -> int:
     model = load(args.model, device=args.device)
     dtype = dtype_name(args.dtype, model.device)
     path = aot.package_path(model, dtype)
-    if path.is_file() and not args.force:
+    if aot.built(model, dtype) and not args.force:
         print(f"{path} (already built)")
         return 0
     start = time.perf_counter()
