@@ -28,7 +28,7 @@ from .defaults import DEFAULT_DTYPE, MAX_BATCH
 from .device import autocast
 from .device import generator as make_generator
 from .device import synchronize
-from .recipes import Settings, generate
+from .recipes import Settings, _forward, generate
 from .sampling import Job, Recorder, Step, iterate, noise_estimate
 from .schedule import Sampler
 from .views import View, get_view
@@ -300,7 +300,7 @@ class Comparison:
             y = _label_ids(self.model, self.labels).repeat(len(variants))
         scales = torch.tensor([v.guidance for v in variants for _ in range(rows)], device=device).view(-1, 1, 1, 1)
         s = variants[0]
-        job.eps_fn = noise_estimate(self.model.denoiser, y, scales, s.dtype, self.model.compiled(s.dtype) if s.compile else None)
+        job.eps_fn = noise_estimate(self.model.denoiser, y, scales, s.dtype, _forward(self.model, s))
         job.x, job.generator = job.x.repeat(len(variants), 1, 1, 1), clones
         return job
 

@@ -23,7 +23,9 @@ def add_sampling_arguments(p: argparse.ArgumentParser, guidance: float | None = 
     p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument("--dtype", choices=DTYPES, default=DEFAULT_DTYPE,
                    help="model precision; auto: bfloat16 on a CPU with native bfloat16 and on a GPU, else float32")
-    p.add_argument("--compile", action="store_true", help="use the compiled forward (ddpm.aot): built once into the compile cache (about a minute), loaded in milliseconds after")
+    p.add_argument("--compile", action="store_true",
+                   help="use the compiled forward (ddpm.aot): built once into the compile cache (about a minute), "
+                        "loaded in milliseconds after")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 
 
