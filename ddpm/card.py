@@ -184,8 +184,11 @@ def _files_section(model: DiffusionModel) -> list[str]:
         meta = judge.meta
         lines.append(f"- `classifier/`: a small CNN of the model's own classes ({sum(p.numel() for p in judge.parameters()):,} parameters), "
                      f"test accuracy {meta.get('test_accuracy', float('nan')):.3f} on "
-                     f"{meta.get('test_images', 'the')} real test images; `ddpm.load(...).classifier` gives it, and the "
-                     f"illusions rank their candidates with it (`python -m ddpm classifier --model NAME` trains it, seeded).")
+                     f"{meta.get('test_images', 'the')} real test images"
+                     + (f" ({meta['far_accuracy']:.3f} seen from afar, 4x area-downsampled, as a hybrid's far reading "
+                        f"is)" if "far_accuracy" in meta else "")
+                     + "; `ddpm.load(...).classifier` gives it, and the illusions rank their candidates with it "
+                       "(`python -m ddpm classifier --model NAME` trains it, seeded).")
     return lines + [""]
 
 

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import atexit
+import ctypes
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -59,8 +61,16 @@ def _warm(forward, model, device) -> None:
                 torch.zeros(4, dtype=torch.long, device=device), None)
 
 
-def _lowest_priority() -> None:  # in the build subprocess, before it runs (POSIX)
+def _build_child() -> None:
+    """In the build subprocess, before it runs (POSIX): the lowest priority, and on Linux a SIGKILL when the
+    app's thread that started it dies, so a build never outlives an app killed by a signal (atexit then
+    never runs)."""
     os.nice(19)
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_DEATHSIG
+        except (OSError, AttributeError):
+            pass
 
 
 def load_bundled() -> tuple[dict[str, ddpm.DiffusionModel], list[str]]:
@@ -111,7 +121,7 @@ class Lab:
         env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # its kernels use as many threads
         try:
             process = subprocess.Popen(self.build_command(name), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                       text=True, env=env, preexec_fn=_lowest_priority if hasattr(os, "nice") else None)
+                                       text=True, env=env, preexec_fn=_build_child if hasattr(os, "nice") else None)
         except OSError as err:
             return subprocess.CompletedProcess([], 1, "", f"{type(err).__name__}: {err}")
         atexit.register(process.kill)  # a build outliving the app would hold the CPU for nothing

@@ -3,8 +3,11 @@ eager denoiser, found again by any model with the same weights and never by one 
 loads a package without compiling in its own process."""
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -118,3 +121,29 @@ def test_the_compile_command_builds_once_and_then_says_so(cache, monkeypatch, tm
     monkeypatch.setattr(aot, "build", lambda *a, **k: pytest.fail("the cache has it: nothing to build"))
     assert main(["compile", "--model", str(folder), "--dtype", "float32"]) == 0
     assert "(already built)" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_DEATHSIG is Linux's")
+def test_a_build_dies_with_an_app_killed_by_a_signal(tmp_path):
+    """atexit never runs when the app is killed; the build subprocess must not go on holding the CPU."""
+    import signal
+    import time
+
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import subprocess, sys, time; from diffusion_lab.lab import _build_child; "
+        "p = subprocess.Popen(['sleep', '60'], preexec_fn=_build_child); print(p.pid, flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True, cwd=str(Path(__file__).resolve().parent.parent))
+    child = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    for _ in range(100):  # the child is reparented and killed; gone (or a zombie) within moments
+        try:
+            state = Path(f"/proc/{child}/stat").read_text().split()[2]
+        except FileNotFoundError:
+            break
+        if state == "Z":
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the build outlived the app")

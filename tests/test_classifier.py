@@ -82,3 +82,39 @@ def test_a_classifier_folder_round_trips_and_bad_folders_are_named(tmp_path, qua
     (folder / "config.json").write_text('{"format": "ddpm-checkpoint/1"}')
     with pytest.raises(ValueError, match="is not a ddpm classifier config"):
         clf_module.load(folder)
+
+
+def _stripes(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """16 px images of two classes told apart only within 4x4 blocks: 1-px stripes, vertical or horizontal,
+    plus noise. From afar (``views.area_lowpass``) both classes are the same grey."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 2, (n,), generator=g)
+    rows = (torch.arange(16) % 2 * 2 - 1.0)[:, None].expand(16, 16)  # +-1 by row: horizontal stripes
+    images = torch.where(labels[:, None, None] == 0, rows.T, rows) * 0.8
+    return (images[:, None] + 0.1 * torch.randn(n, 1, 16, 16, generator=g)).clamp(-1, 1), labels
+
+
+def test_afar_trains_on_the_far_view_instead_of_the_image():
+    """afar=1 replaces every training image by what is seen of it from afar, in which these two classes are
+    the same: nothing can be learnt. afar=0 (the same seed and data) learns them."""
+    from ddpm.views import area_lowpass
+
+    images, labels = _stripes(256, seed=0)
+    assert torch.allclose(area_lowpass(images[labels == 0][:1]), area_lowpass(images[labels == 1][:1]), atol=0.2)
+    config = clf_module.ClassifierConfig(channels=1, num_classes=2, widths=(8, 16), feature_dim=16, dropout=0.0)
+    test_images, test_labels = _stripes(128, seed=1)
+    trained = {afar: clf_module.train_classifier(images, labels, 2, epochs=3, batch_size=32, max_shift=0, afar=afar,
+                                                 config=config, progress=False) for afar in (0.0, 1.0)}
+    assert clf_module.accuracy(trained[0.0], test_images, test_labels) == 1.0
+    assert clf_module.accuracy(trained[1.0], test_images, test_labels) < 0.7
+    with pytest.raises(ValueError, match="afar"):
+        clf_module.train_classifier(images, labels, 2, afar=1.5, config=config, progress=False)
+
+
+def test_a_recipe_without_afar_keeps_its_old_cache_key():
+    """Cached evaluation classifiers (FID's features) stay valid: ``afar`` enters the key only when set."""
+    config = clf_module.ClassifierConfig()
+    assert clf_module.cache_key(config, clf_module.TrainingRecipe()) == "43000e354847"
+    shipped = clf_module.shipped_recipe("mnist")
+    assert shipped.afar == clf_module.SHIPPED_AFAR > 0
+    assert clf_module.cache_key(config, shipped) != "43000e354847"

@@ -5,7 +5,7 @@
     python -m ddpm evaluate-illusions --model M [--pairs A/B:VIEW,...] [--n N] [--best-of K]
 
 ``illusion`` draws N x K candidates in one batched job, scores them with the model's own classifier
-(``model.classifier``, as the app does; a model that ships none: its dataset's, ``classifier.classifier_for``)
+(``model.classifier``, as the app does; a model that ships none: its dataset's, ``illusions.ranker_for``)
 and keeps the best of each K. FILE.npz holds ``images`` float32 in [0, 1],
 (N, H, W) grayscale or (N, H, W, 3) colour, in the dataset's polarity, and ``scores`` (N,) (the
 alignment, min_i p_i); FILE.png is a grid, one row per reading (every view of every result).
@@ -84,7 +84,6 @@ def make(args) -> tuple:
     """Sample, score and keep the best: (model, images (n, C, H, W) in [-1, 1], scores, readings)."""
     from .. import illusions
     from ..checkpoint import load
-    from ..classifier import classifier_for
     from ..recipes import anagram, hybrid
 
     classes = [c.strip() for c in args.classes.split(",")]
@@ -103,11 +102,8 @@ def make(args) -> tuple:
         job = hybrid(model, *classes, sigma=args.sigma, factor=factor, n=total, settings=settings,
                      high_guidance=args.high_guidance)
         readings = illusions.hybrid_readings(model, *classes, factor or AFAR_FACTOR)
-    classifier = model.classifier  # the model's own, as the app and the Python text rank with
-    if classifier is None:  # else its dataset's evaluation classifier (trained on first use: needs the data)
-        if model.dataset is None:
-            raise ValueError(f"model {model.name!r} ships no classifier and names no dataset: nothing can score it")
-        classifier = classifier_for(model.dataset, log=lambda m: print(m, file=sys.stderr))
+    # the model's own, as the app and the Python text rank with; else its dataset's (trained on first use)
+    classifier = illusions.ranker_for(model, log=lambda m: print(m, file=sys.stderr))
     images, scores, every = illusions.sample_best(job, readings, classifier, args.best_of)
     return model, images, scores, every, readings
 
@@ -147,7 +143,6 @@ def run_evaluate(args) -> int:
     """``python -m ddpm evaluate-illusions``: prints the table. Returns the exit code."""
     from .. import illusions
     from ..checkpoint import load
-    from ..classifier import classifier_for
 
     try:
         if args.n < args.best_of or args.best_of < 1:
@@ -158,7 +153,7 @@ def run_evaluate(args) -> int:
             raise ValueError(f"model {model.name!r} names no dataset, so there is no classifier to score it")
         presets = ",".join(map(str, illusions.PRESETS.get(model.dataset, [])))
         pairs = illusions.parse_pairs(args.pairs or presets, model.classes)
-        ranker = classifier_for(model.dataset, log=lambda m: print(m, file=sys.stderr))
+        ranker = illusions.ranker_for(model, log=lambda m: print(m, file=sys.stderr))
         grader = illusions.grader_for(model.dataset, log=lambda m: print(m, file=sys.stderr))
         print(illusions.format_table([]))
         rows = illusions.evaluate_pairs(model, pairs, args.n, args.best_of, ranker, grader, settings, args.factor,
