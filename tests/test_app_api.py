@@ -161,7 +161,7 @@ def test_illusions_keep_the_best_candidates_by_the_models_classifier(models, cli
     models["mnist"]._classifier = Classifier(ClassifierConfig(channels=1, num_classes=10)).eval()
     try:
         grid, status = client.predict(count=2, candidates=3, **FAST, api_name="/anagram")
-        assert " of 6 candidates read as intended in every view by mnist's classifier, the best of each 3 kept" \
+        assert " of 6 candidates read as intended in every view by the mnist classifier, the best of each 3 kept" \
             in status, status
         large, small, status = client.predict(count=1, candidates=2, **FAST, api_name="/hybrid")
         assert " of 2 candidates read as intended" in status, status

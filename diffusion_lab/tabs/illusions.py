@@ -88,7 +88,7 @@ def _rank(model, x, frames, readings, k: int):
     every = illusions.score(model.classifier, x, readings)
     best, scores, chosen = illusions.pick_best(x, every, k)
     accepted = int(every["accepted"].sum())
-    note = (f" · {accepted} of {x.shape[0]} candidates read as intended in every view by {model.name}'s classifier"
+    note = (f" · {accepted} of {x.shape[0]} candidates read as intended in every view by the {model.name} classifier"
             + (f", the best of each {k} kept" if k > 1 else ""))
     return best, _select(frames, chosen), scores, note
 
