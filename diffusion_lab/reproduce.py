@@ -224,9 +224,16 @@ def fill(recipe: str, args: dict, settings: ddpm.Settings, model: ddpm.Diffusion
     if recipe == "anagram":
         if len(args["parts"]) != 2 or args["parts"][0][1] != "identity":
             raise ValueError("the tab makes two-part anagrams, the first part as is")
+        if args["repeats"]:
+            raise ValueError("the tab has no control for repeats (time travel): use the link's Python text")
+        guidances = args["view_guidance"]
+        if guidances is not None and (len(guidances) != 2 or guidances[0] != settings.guidance or not guidances[1]):
+            raise ValueError(f"the tab guides the as-is view with Guidance and the transformed one with its own "
+                             f"(above 0), not {guidances}: use the link's Python text")
         (a, _), (b, view) = args["parts"]
         return {**values, "class_a": target(a), "class_b": target(b), "view": view, "count": args["n"],
-                "candidates": min(args["best_of"], MAX_CANDIDATES)}
+                "candidates": min(args["best_of"], MAX_CANDIDATES),
+                "view_guidance": 0.0 if guidances is None else guidances[1]}
     if recipe == "hybrid":
         return {**values, "low": target(args["low_label"]), "high": target(args["high_label"]),
                 "sigma": args["sigma"] or 0.0, "count": args["n"], "candidates": args["best_of"],

@@ -53,7 +53,7 @@ def test_the_api_parameters_stay_as_they_were(client):
                 "/forward": ["model", "image", "t", "seed", "blur_sigma"],
                 "/sdedit": ["model", "image", "target", "strengths", *sampling],
                 "/inpaint": ["model", "image", "target", "repaint", "count", *sampling],
-                "/anagram": ["model", "class_a", "class_b", "view", "count", *sampling, "candidates"],
+                "/anagram": ["model", "class_a", "class_b", "view", "count", *sampling, "candidates", "view_guidance"],
                 "/hybrid": ["model", "low", "high", "sigma", "count", *sampling, "candidates", "high_guidance"]}
     for name, params in expected.items():
         assert [p["parameter_name"] for p in api[name]["parameters"]] == params, name
@@ -144,6 +144,9 @@ def test_anagram_and_hybrid_defaults(client):
     grid, status = client.predict(api_name="/anagram")
     assert status.startswith("Done: mnist · 6 / 9 rot180") and Image.open(grid).width > 224
     assert "no scores: this model ships no classifier" in status  # a tiny test model has none
+    assert "transformed view guidance" not in status  # 0 by default: the same guidance for both views
+    _, status = client.predict(view_guidance=4, steps=2, api_name="/anagram")
+    assert "6 / 9 rot180 · transformed view guidance 4 · dpm++ 2 steps · guidance 3" in status, status
     large, small, status = client.predict(api_name="/hybrid")
     big, little = Image.open(large), Image.open(small)
     assert big.width > 2 * little.width and little.height < 80  # from afar: the image shrunk, as the score sees it
@@ -346,6 +349,7 @@ def test_the_app_still_serves_after_bad_input(client, tmp_path):
     ("/generate", {"steps": 5000}), ("/generate", {"steps": 0}), ("/generate", {"guidance": -1}),
     ("/generate", {"seed": -5}), ("/generate", {"per_class": 100}), ("/forward", {"t": 1000}),
     ("/hybrid", {"sigma": -1}), ("/hybrid", {"candidates": 0}), ("/anagram", {"candidates": 99}),
+    ("/anagram", {"view_guidance": -1}), ("/anagram", {"view_guidance": 1e9}),
     ("/inpaint", {"count": 99}), ("/sdedit", {"strengths": [1.5]}),
 ])
 def test_out_of_range_numbers_are_refused(client, endpoint, args):

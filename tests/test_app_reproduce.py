@@ -141,17 +141,20 @@ def handler_result(fn, lab, *args) -> dict:
     return last
 
 
-@pytest.mark.parametrize("recipe", ["anagram", "hybrid"])
+@pytest.mark.parametrize("recipe", ["anagram", "anagram-view-guidance", "hybrid"])
 def test_an_illusions_python_and_cli_give_the_kept_candidates(zoo, tmp_path, monkeypatch, recipe):
     folder, model, _ = zoo
     lab = Lab({folder: model})
-    if recipe == "anagram":
-        last = handler_result(illusions.anagram, lab, folder, "6", "9", "rot180", 2, *FAST.values(), 4, 3, {})
+    if recipe.startswith("anagram"):
+        second = 5.0 if recipe == "anagram-view-guidance" else 0.0  # 0: the same as Guidance
+        last = handler_result(illusions.anagram, lab, folder, "6", "9", "rot180", 2, *FAST.values(), 4, 3, second, {})
     else:
         last = handler_result(illusions.hybrid, lab, folder, "8", "3", 0.0, 2, *FAST.values(), 4, 3, 5.0, {})
     kept = np.stack([track.images["x"][-1] for track in last["run"].tracks])  # the app's own result, uint8
     python, command, link = reproduce.texts(last["reproduce"])
     assert link.startswith("?recipe=")  # no request: a link relative to the page
+    if recipe.startswith("anagram"):  # the transformed view's own guidance is part of the result's recipe
+        assert ("guidances=[2.0, 5.0]" in python, "--view-guidance 2.0,5.0" in command) == (bool(second),) * 2
     images = run_python(python, tmp_path)["images"]
     np.testing.assert_array_equal(im.to_uint8(images, rgb=False), kept)
     import ddpm.classifier  # the CLI ranks with the model's own classifier, as the app does: no dataset needed
@@ -204,4 +207,10 @@ def test_fill_turns_a_links_recipe_into_the_tabs_controls_or_says_why_not():
     hybrid = reproduce.fill("hybrid", {"low_label": "8", "high_label": "3", "sigma": None, "factor": 4,
                                        "high_guidance": None, "n": 2, "best_of": 4}, s, model)
     assert (hybrid["sigma"], hybrid["high_guidance"], hybrid["candidates"]) == (0.0, 1.5, 4)
+    anagram = {"parts": [("3", "identity"), ("8", "negate")], "n": 2, "best_of": 4, "view_guidance": None, "repeats": 0}
+    assert reproduce.fill("anagram", anagram, s, model)["view_guidance"] == 0.0  # the slider's "same as Guidance"
+    assert reproduce.fill("anagram", {**anagram, "view_guidance": [1.5, 4.0]}, s, model)["view_guidance"] == 4.0
+    for refused in ({"view_guidance": [8.0, 4.0]}, {"repeats": 2}):  # no control for them: refused, not dropped
+        with pytest.raises(ValueError, match="use the link's Python text"):
+            reproduce.fill("anagram", {**anagram, **refused}, s, model)
     assert reproduce.unknown_keys({"recipe": 1, "steps": 1, "foo": 1, "__theme": 1, "label": 1}) == ["foo"]
