@@ -8,6 +8,7 @@ import json
 from .card_steps import steps_section
 from .checkpoint import OWN_CONFIG, DiffusionModel
 from .data import DATASETS
+from .defaults import AFAR_FACTOR
 from .tables import format_class_table
 
 # Hub dataset ids of the datasets the Hub hosts (the others are named by our name)
@@ -185,8 +186,8 @@ def _files_section(model: DiffusionModel) -> list[str]:
         lines.append(f"- `classifier/`: a small CNN of the model's own classes ({sum(p.numel() for p in judge.parameters()):,} parameters), "
                      f"test accuracy {meta.get('test_accuracy', float('nan')):.3f} on "
                      f"{meta.get('test_images', 'the')} real test images"
-                     + (f" ({meta['far_accuracy']:.3f} seen from afar, 4x area-downsampled, as a hybrid's far reading "
-                        f"is)" if "far_accuracy" in meta else "")
+                     + (f" ({meta['far_accuracy']:.3f} seen from afar, {AFAR_FACTOR}x area-downsampled, as a hybrid's "
+                        f"far reading is)" if "far_accuracy" in meta else "")
                      + "; `ddpm.load(...).classifier` gives it, and the illusions rank their candidates with it "
                        "(`python -m ddpm classifier --model NAME` trains it, seeded).")
     return lines + [""]

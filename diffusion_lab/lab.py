@@ -115,7 +115,8 @@ class Lab:
                 "--device", str(self.device)]
 
     def _build(self, name: str) -> subprocess.CompletedProcess:
-        """``python -m ddpm compile`` for one bundled model, at nice 19, ended with the app (atexit)."""
+        """``python -m ddpm compile`` for one bundled model, at nice 19, ended with the app (atexit, and
+        ``_build_child``'s death signal when the app is killed)."""
         import torch
 
         env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # its kernels use as many threads
