@@ -1,12 +1,15 @@
 """``python -m diffusion_lab.bench_app``: what the app costs over the library, timed through a real client.
 
-One run starts the app in this process (on a free port, the bundled model only), then times, interleaved,
-``/generate`` with the tab's defaults through ``gradio_client`` and the same ``ddpm.generate`` call in the same
-process (same labels, sampler, steps, guidance, seed and precision), and prints both medians and their ratio
-(the target: at most 1.2x). ``--first`` instead times the first ``/generate`` after start, with the app's
-background build of compiled forwards on or off (``DIFFUSION_LAB_COMPILE``; with an empty $DDPM_COMPILE_CACHE the
-build subprocess runs during that click), against a second one. ``--wait-compiled S`` waits (up to S seconds) for
-the app to load its compiled forward and then times both sides compiled.
+One run starts the app in a process of its own (on a free port, the bundled model only), as a visitor's server
+runs, then times, interleaved, from this plain process: ``/generate`` with the tab's defaults through
+``gradio_client``, the same call through a minimal HTTP client (one kept-open connection, the queue's join and
+event stream, the result's picture fetched: what the page does, so what the server itself costs), and the same
+``ddpm.generate`` call here (same labels, sampler, steps, guidance, seed and precision), the app's process stopped
+meanwhile so that its idle polling does not slow the library. It prints the medians and
+their ratios (the target: at most 1.2x). ``--first`` instead times the first ``/generate`` after start, with the
+app's background build of compiled forwards on or off (``DIFFUSION_LAB_COMPILE``; with an empty
+$DDPM_COMPILE_CACHE the build subprocess runs during that click), against a second one. ``--wait-compiled S``
+waits (up to S seconds) for the app to load its compiled forward and then times both sides compiled.
 
     python -m diffusion_lab.bench_app --model mnist --repeats 5
     DDPM_COMPILE_CACHE=$(mktemp -d) python -m diffusion_lab.bench_app --model mnist --first --compile 1
@@ -16,10 +19,20 @@ the app to load its compiled forward and then times both sides compiled.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
+import queue
+import signal
 import socket
 import statistics
+import subprocess
+import sys
+import threading
 import time
+import uuid
+
+READY, COMPILED = "bench_app: serving ", "bench_app: compiled"
 
 
 def _free_port() -> int:
@@ -38,6 +51,103 @@ def start(models) -> tuple[object, str]:
     return demo, url
 
 
+def serve(name: str) -> int:
+    """The child: the app on ``name`` alone, its URL on stdout, then a line once its compiled forward is loaded;
+    it ends when its parent closes stdin."""
+    import ddpm
+
+    from . import compute
+
+    demo, url = start({name: compute.call(ddpm.load, name)})
+    print(READY + url, flush=True)
+
+    def watch():
+        while name not in demo.lab.compiled:
+            time.sleep(0.2)
+        print(COMPILED, flush=True)
+    threading.Thread(target=watch, daemon=True).start()
+    sys.stdin.read()
+    demo.close()
+    return 0
+
+
+class Server:
+    """``serve`` in a subprocess: its URL, and whether it has said its compiled forward is loaded."""
+
+    def __init__(self, name: str):
+        self.process = subprocess.Popen([sys.executable, "-m", "diffusion_lab.bench_app", "--serve", name],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [self.lines.put(line) for line in self.process.stdout], daemon=True).start()
+        self.url, self.compiled = None, False
+        while self.url is None:
+            self._read(timeout=300)
+
+    def _read(self, timeout: float) -> None:
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            return
+        if line.startswith(READY):
+            self.url = line[len(READY):].strip()
+        elif line.startswith(COMPILED):
+            self.compiled = True
+        elif self.process.poll() is not None:
+            raise RuntimeError(f"the app ended (exit {self.process.returncode}) before it served")
+
+    def wait_compiled(self, seconds: float) -> bool:
+        end = time.perf_counter() + seconds
+        while not self.compiled and time.perf_counter() < end:
+            self._read(timeout=max(0.0, end - time.perf_counter()))
+        return self.compiled
+
+    @contextlib.contextmanager
+    def paused(self):
+        """The app's process stopped (SIGSTOP) meanwhile: an idle Gradio server still polls its queue every
+        millisecond, which slowed a library call in another process by 10 % on a 2-core machine."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(self.process.pid, signal.SIGCONT)
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+class RawClient:
+    """What the page does for a click, over one kept-open connection: join the queue, read the event stream to
+    the result, fetch its picture. gradio_client adds its own cost to every call (a poll loop, a new HTTPS-ready
+    client for each file): the difference of the two rows."""
+
+    def __init__(self, url: str, api_name: str = "generate"):
+        import httpx
+
+        self.base = url.rstrip("/") + "/gradio_api"
+        self.http = httpx.Client(timeout=600)
+        config = self.http.get(url.rstrip("/") + "/config").json()
+        self.fn_index = next(d["id"] for d in config["dependencies"] if d.get("api_name") == api_name)
+
+    def __call__(self, *data):
+        session = uuid.uuid4().hex[:12]
+        self.http.post(self.base + "/queue/join", json={"data": [*data, None], "fn_index": self.fn_index,
+                                                         "session_hash": session}).raise_for_status()
+        with self.http.stream("GET", self.base + "/queue/data", params={"session_hash": session}) as events:
+            for line in events.iter_lines():
+                message = json.loads(line[5:]) if line.startswith("data:") else {}
+                if message.get("msg") == "process_completed":
+                    if not message.get("success", True):
+                        raise RuntimeError(f"the app failed: {message.get('output')}")
+                    outputs = message["output"]["data"]
+                    self.http.get(outputs[0]["url"]).raise_for_status()  # the picture, as the page shows it
+                    return outputs
+        raise RuntimeError("the event stream ended without a result")
+
+
 def tab_defaults(model) -> dict:
     """What the Generate tab sends when its button is pressed untouched (tabs/generate.py)."""
     return {"classes": model.classes[:10], "per_class": 2, "sampler": model.default_sampler, "steps": 20,
@@ -46,8 +156,8 @@ def tab_defaults(model) -> dict:
 
 def library_call(model, d: dict, compiled: bool = False):
     """The same grid as the tab's defaults, as a library user samples it (labels in the tab's order), on the
-    app's torch thread: called from any other thread of this process it would share the two cores with that
-    thread's OpenMP team (diffusion_lab.compute) and measure slower than in a process of its own."""
+    app's torch thread when this process serves the app too: called from any other thread of such a process it
+    would share the two cores with that thread's OpenMP team (diffusion_lab.compute)."""
     from . import compute
 
     return compute.call(_library_call, model, d, compiled)
@@ -115,11 +225,14 @@ def main(argv=None) -> int:
     p.add_argument("--wait-compiled", type=float, default=0, metavar="S",
                    help="wait up to S seconds for the app's compiled forward, then time both sides compiled")
     p.add_argument("--no-downloads", action="store_true",
-                   help="the client leaves the result's files on the server (gradio_client's download_files=False): "
-                        "what the client's downloads cost shows against a run without")
+                   help="gradio_client leaves the result's files on the server (download_files=False): what its "
+                        "downloads cost shows against a run without")
+    p.add_argument("--serve", metavar="MODEL", help=argparse.SUPPRESS)  # the app's process (``serve``)
     args = p.parse_args(argv)
     if args.compile is not None:
         os.environ["DIFFUSION_LAB_COMPILE"] = args.compile
+    if args.serve:
+        return serve(args.serve)
     import torch
     from gradio_client import Client
 
@@ -129,25 +242,17 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     from . import compute
 
-    model = compute.call(ddpm.load, args.model)  # on the torch thread, as the app loads its models
+    model = compute.call(ddpm.load, args.model)
     d = tab_defaults(model)
     if args.second_thread:
         return second_thread(model, d, args.repeats)
     began = time.perf_counter()
-    demo, url = start({args.model: model})
-    client = Client(url, verbose=False, download_files=not args.no_downloads)
-    print(f"{args.model}: /generate defaults {len(d['classes']) * d['per_class']} images, {d['sampler']} "
-          f"{d['steps']} steps, guidance {d['guidance']}, {torch.get_num_threads()} threads; app up in "
-          f"{time.perf_counter() - began:.1f} s", flush=True)
-    compiled = False
+    server = Server(args.model)
     try:
-        if args.wait_compiled:
-            waited = time.perf_counter()
-            while args.model not in demo.lab.compiled and time.perf_counter() - waited < args.wait_compiled:
-                time.sleep(0.5)
-            compiled = args.model in demo.lab.compiled
-            print(f"app's compiled forward {'loaded' if compiled else 'NOT loaded'} after "
-                  f"{time.perf_counter() - began:.0f} s from start: both sides run {'compiled' if compiled else 'eager'}")
+        client = Client(server.url, verbose=False, download_files=not args.no_downloads)
+        print(f"{args.model}: /generate defaults {len(d['classes']) * d['per_class']} images, {d['sampler']} "
+              f"{d['steps']} steps, guidance {d['guidance']}, {torch.get_num_threads()} threads; app up in its own "
+              f"process in {time.perf_counter() - began:.1f} s", flush=True)
         if args.first:
             first = timed(lambda: app_call(client, args.model, d))[0]
             second = timed(lambda: app_call(client, args.model, d))[0]
@@ -155,20 +260,32 @@ def main(argv=None) -> int:
             print(f"first /generate after start {first:.2f} s, second {second:.2f} s, library {lib:.2f} s "
                   f"(DIFFUSION_LAB_COMPILE={os.environ.get('DIFFUSION_LAB_COMPILE', '')!r})")
             return 0
-        app_call(client, args.model, d)  # warm-up of both
-        library_call(model, d, compiled)
-        app_times, lib_times = [], []
+        compiled = False
+        if args.wait_compiled:
+            compiled = server.wait_compiled(args.wait_compiled)
+            print(f"app's compiled forward {'loaded' if compiled else 'NOT loaded'} after "
+                  f"{time.perf_counter() - began:.0f} s from start: both sides run {'compiled' if compiled else 'eager'}")
+        raw = RawClient(server.url)
+        sides = {"app /generate, gradio_client": lambda: app_call(client, args.model, d),
+                 "app /generate, minimal HTTP client": lambda: raw(args.model, d["classes"], d["per_class"],
+                                                                   d["sampler"], d["steps"], d["guidance"], d["seed"]),
+                 "ddpm.generate, this process": lambda: library_call(model, d, compiled)}
+        paused = {"ddpm.generate, this process"}  # the library on a quiet machine: the app's process stopped
+        for fn in sides.values():  # warm-up
+            fn()
+        times = {name: [] for name in sides}
         for _ in range(args.repeats):
-            app_times.append(timed(lambda: app_call(client, args.model, d)))
-            lib_times.append(timed(lambda: library_call(model, d, compiled)))
-        for i, what in enumerate(("wall", "CPU")):
-            a, b = (statistics.median(t[i] for t in times) for times in (app_times, lib_times))
-            print(f"{what:>4s}: app /generate median {a:.3f} s, ddpm.generate median {b:.3f} s, app / library "
-                  f"{a / b:.2f}x   (app {', '.join(f'{t[i]:.2f}' for t in app_times)}; "
-                  f"library {', '.join(f'{t[i]:.2f}' for t in lib_times)})")
-        print("target: wall at most 1.2x (CPU time is the steadier measure on a shared machine)")
+            for name, fn in sides.items():
+                with server.paused() if name in paused else contextlib.nullcontext():
+                    times[name].append(timed(fn))
+        library = [statistics.median(t[i] for t in times["ddpm.generate, this process"]) for i in (0, 1)]
+        for name, ts in times.items():
+            wall, cpu = (statistics.median(t[i] for t in ts) for i in (0, 1))
+            print(f"{name:36s} median {wall:.3f} s ({wall / library[0]:.2f}x the library; this process's CPU "
+                  f"{cpu:.3f} s)   ({', '.join(f'{t[0]:.2f}' for t in ts)})")
+        print("target: gradio_client at most 1.2x the library")
     finally:
-        demo.close()
+        server.close()
     return 0
 
 

@@ -63,15 +63,18 @@ def test_generate_defaults_stream_a_preview_then_a_labelled_grid_and_a_gif(clien
     job = client.submit(api_name="/generate")
     outputs = list(job)
     assert len(outputs) >= 2, "a preview must be streamed before the final grid"
-    assert outputs[0][2].startswith("step 1/20")
-    image, files, status = job.result()
+    assert outputs[0][1].startswith("step 1/20")
+    image, status = job.result()
     assert status.startswith("Done: mnist · 20 images") and "seed 0" in status and "dpm++ 20 steps" in status
     grid = Image.open(image)
     tile = 28 * (im.display_scale(28) // 2)
     assert grid.mode == "RGB" and grid.width == 4 + 10 * (tile + 4) and 2 * tile < grid.height < 3 * tile  # a column per class
-    names = sorted(p.rsplit("/", 1)[-1] for p in files)
-    assert names == ["denoising.gif", "samples.png"]
-    gif = Image.open(next(p for p in files if p.endswith(".gif")))
+    # the downloads are asked for apart (the page asks as soon as the result is out): the result's PNG and a GIF
+    files = client.predict(api_name="/generate_downloads")
+    names = [p.rsplit("/", 1)[-1] for p in files]
+    assert names == ["samples.png", "denoising.gif"]
+    assert np.array_equal(np.asarray(Image.open(files[0])), np.asarray(grid)), "the grid shown is the PNG"
+    gif = Image.open(files[1])
     assert gif.n_frames == 21  # 20 recorded steps and the result
     # x_t is noise for half a run: each frame shows the predicted x0 beside it (two grids at the GIF's scale)
     one = 4 + 10 * (28 * 2 + 4)
@@ -79,7 +82,7 @@ def test_generate_defaults_stream_a_preview_then_a_labelled_grid_and_a_gif(clien
 
 
 def test_two_classes_of_eight_make_two_rows_not_a_strip(client):
-    image, _, status = client.predict(classes=["1", "7"], per_class=8, **FAST, api_name="/generate")
+    image, status = client.predict(classes=["1", "7"], per_class=8, **FAST, api_name="/generate")
     grid = Image.open(image)
     assert status.startswith("Done: mnist · 16 images") and grid.width > 3 * grid.height, grid.size
 
@@ -195,7 +198,7 @@ def test_every_run_streams_its_step_and_can_be_stopped(client, api, args, at):
     outputs = wait_for_output(job)
     assert outputs and "step 1/1000 · t = 999" in outputs[0][at]
     assert job.cancel()
-    _, _, status = client.predict(classes=["1"], per_class=1, **FAST, api_name="/generate")
+    _, status = client.predict(classes=["1"], per_class=1, **FAST, api_name="/generate")
     assert status.startswith("Done") and job.status().code.name == "CANCELLED"
     assert stopped("strength 0.5: step 3/10 · t = 400") == "Stopped at strength 0.5: step 3/10 · t = 400"
     assert not isinstance(stopped("Done: mnist · 2 images"), str), "a finished run keeps its status"
@@ -204,9 +207,9 @@ def test_every_run_streams_its_step_and_can_be_stopped(client, api, args, at):
 def test_generate_can_be_stopped_and_the_queue_moves_on(client):
     job = client.submit(sampler="ddpm", steps=1000, api_name="/generate")
     outputs = wait_for_output(job)
-    assert outputs and outputs[0][2].startswith("step 1/1000")
+    assert outputs and outputs[0][1].startswith("step 1/1000")
     assert job.cancel()
-    _, _, status = client.predict(classes=["1"], per_class=1, **FAST, api_name="/generate")
+    _, status = client.predict(classes=["1"], per_class=1, **FAST, api_name="/generate")
     assert status.startswith("Done") and job.status().code.name == "CANCELLED"
 
 
@@ -341,7 +344,7 @@ def test_bad_inputs_give_readable_errors(client, tmp_path, expected):
 
 def test_the_app_still_serves_after_bad_input(client, tmp_path):
     app_error(lambda: client.predict(image=editor(text_file(tmp_path, "x.png", "x")), api_name="/forward"))
-    _, _, status = client.predict(per_class=1, classes=["3"], **FAST, api_name="/generate")
+    _, status = client.predict(per_class=1, classes=["3"], **FAST, api_name="/generate")
     assert status.startswith("Done")
 
 
@@ -360,7 +363,7 @@ def test_out_of_range_numbers_are_refused(client, endpoint, args):
 # -- which models the Model box loads ---------------------------------------------------------------------
 def test_a_checkpoint_folder_loads_into_the_session(client, models, tmp_path):
     folder = models["mnist"].save(tmp_path / "mine")
-    _, _, status = client.predict(model=str(folder), classes=["1", "2"], per_class=1, **FAST, api_name="/generate")
+    _, status = client.predict(model=str(folder), classes=["1", "2"], per_class=1, **FAST, api_name="/generate")
     assert status.startswith(f"Done: {ddpm.load(folder).name} · 2 images")
 
 
@@ -371,8 +374,8 @@ def test_an_unconditional_diffusers_unet_folder_generates(client, tmp_path):
                        down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
                        layers_per_block=1, norm_num_groups=8)
     unet.save_pretrained(tmp_path / "unet")
-    image, _, status = client.predict(model=str(tmp_path / "unet"), classes=[], per_class=3, **FAST,
-                                      api_name="/generate")
+    image, status = client.predict(model=str(tmp_path / "unet"), classes=[], per_class=3, **FAST,
+                                   api_name="/generate")
     assert " · 3 images · " in status and Image.open(image).width > 3 * 16
 
 
@@ -402,6 +405,13 @@ def test_a_space_loads_no_local_folder_and_never_says_whether_one_exists(models,
     monkeypatch.delenv("SPACE_ID")
     monkeypatch.setenv("DDPM_ALLOW_LOCAL_MODELS", "0")
     assert "not folders" in refusal(str(folder))
+
+
+def test_downloads_before_any_result_say_what_to_do_first(client):
+    from gradio_client import Client
+
+    fresh = Client(client.src, verbose=False)  # a session of its own: no Generate result yet
+    assert "run /generate first" in app_error(lambda: fresh.predict(api_name="/generate_downloads"))
 
 
 def test_app_starts_without_models_and_says_so():

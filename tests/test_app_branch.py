@@ -212,7 +212,7 @@ def test_branch_takes_the_original_settings_the_step_and_the_changes(client):
 def test_branch_with_the_same_settings_gives_the_generated_grid(client):
     args = {"model": "mnist", "classes": ["1", "2", "3"], "per_class": 2, "sampler": "dpm++", "steps": 6,
             "guidance": 1.5, "seed": 3}
-    grid, _, _ = client.predict(**args, api_name="/generate")
+    grid, _ = client.predict(**args, api_name="/generate")
     image, status = client.predict(**args, at_step=3, api_name="/branch")
     assert status.startswith("Done: mnist · branch at step 3 (t = ") and "same settings" in status
     assert np.array_equal(np.asarray(Image.open(image)), np.asarray(Image.open(grid)))

@@ -68,7 +68,7 @@ def picture(path) -> np.ndarray:
 
 def test_generate_texts_give_the_apps_grid_pixel_for_pixel(zoo, tmp_path):
     folder, model, client = zoo
-    grid, _, status = client.predict(
+    grid, status = client.predict(
         folder, ["3", "1", "7"], 2, FAST["sampler"], FAST["steps"], FAST["guidance"], 5, api_name="/generate")
     python, command, link = client.predict(api_name="/generate_texts")  # this session's last result
     assert link.startswith(("http://127.0.0.1", "http://localhost")) and "/?recipe=generate&" in link

@@ -41,18 +41,25 @@ def test_grey_gif_frames_are_exact_and_colour_ones_share_one_palette():
     assert error < 12, f"a palette of the first, middle and last frames fits the middle one ({error:.1f} levels)"
 
 
-def test_save_downloads_writes_the_grid_and_a_gif_ending_on_the_result():
+def test_downloads_are_the_result_png_and_a_gif_ending_on_the_result_made_once(tmp_path):
     g = torch.Generator().manual_seed(2)
     frames = {"x": torch.rand(5, 3, 1, 28, 28, generator=g) * 2 - 1, "x0": torch.rand(5, 3, 1, 28, 28, generator=g)}
     final = torch.rand(3, 1, 28, 28, generator=g) * 2 - 1
-    grid = Image.new("RGB", (40, 30), (1, 2, 3))
-    png, gif = generate.save_downloads(grid, frames, final, ["1", "2", "3"], 3)
-    assert np.array_equal(np.asarray(Image.open(png)), np.asarray(grid))
-    with Image.open(gif) as anim:
+    png = tmp_path / "samples.png"
+    Image.new("RGB", (40, 30), (1, 2, 3)).save(png)
+    pending = generate.Downloads(str(png), frames, final, ["1", "2", "3"], 3)
+    assert not (tmp_path / "denoising.gif").exists(), "nothing is drawn before the downloads are asked for"
+    files = pending.files()
+    assert files == [str(png), str(tmp_path / "denoising.gif")]
+    with Image.open(files[1]) as anim:
         assert anim.n_frames == 6
         anim.seek(5)
         last = np.asarray(anim.convert("RGB"))
     assert np.array_equal(last, np.asarray(generate.gif_frame(final, final, ["1", "2", "3"], 3)))
+    (tmp_path / "denoising.gif").unlink()
+    assert pending.files() == files and not (tmp_path / "denoising.gif").exists(), "asked again: made once"
+    with pytest.raises(ValueError, match="no Generate result in this session yet"):
+        generate.downloads(None)
 
 
 # -- 2. an API client: statuses streamed, pictures only at the end ------------------------------------------

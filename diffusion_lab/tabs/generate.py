@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import time
 from functools import partial
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -14,9 +15,9 @@ import ddpm
 from ddpm import explore
 from ddpm import images as im
 
-from .. import reproduce
+from .. import compute, reproduce
 from ..follow import follow_model, model_sampling_controls
-from ..inputs import class_list, plural, run_text, whole
+from ..inputs import class_list, plural, run_text, user_errors, whole
 from ..lab import UI, Lab, out_dir
 from ..runs import Replay, Run, chart_lines, frame_steps, generate_job, tracks_from
 from ..streaming import SO_FAR, handler, stream_job, stops, ticker
@@ -117,15 +118,37 @@ def gif_palette(frames: list[np.ndarray], grey: bool) -> list[Image.Image]:
     return [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
 
 
-def save_downloads(grid: Image.Image, frames: dict, final: torch.Tensor, captions: list[str], ncol: int) -> list[str]:
-    """The grid as a PNG and the run as an animated GIF (x_t beside predicted x0), ending on the result."""
-    folder = out_dir()
-    grid.save(folder / "samples.png", compress_level=1)
+def save_gif(png: str, frames: dict, final: torch.Tensor, captions: list[str], ncol: int) -> list[str]:
+    """The downloads of a result whose grid is already the PNG ``png``: it and the run as an animated GIF (x_t
+    beside predicted x0), ending on the result, written beside it."""
     sheet = GifSheet(final, captions, ncol)
     gif = [sheet.frame(x, x0) for x, x0 in zip(frames["x"], frames["x0"], strict=True)]
     gif.append(sheet.frame(final, final))
-    im.save_gif(gif_palette(gif, grey=final.shape[1] == 1), folder / "denoising.gif")
-    return [str(folder / "samples.png"), str(folder / "denoising.gif")]
+    path = Path(png).with_name("denoising.gif")
+    im.save_gif(gif_palette(gif, grey=final.shape[1] == 1), path)
+    return [png, str(path)]
+
+
+class Downloads:
+    """A result's downloads, made when they are asked for: the PNG the result already wrote, and its GIF (0.15 s
+    for mnist's 20-image grid, off the result's path: docs/MEASUREMENTS.md, "The app over the library").
+    Compared by identity, so every new result is a change of the tab's state."""
+
+    def __init__(self, png: str, frames: dict, final: torch.Tensor, captions: list[str], ncol: int):
+        self.png, self._args, self._files = png, (frames, final, captions, ncol), None
+
+    def files(self) -> list[str]:
+        if self._files is None:
+            self._files = save_gif(self.png, *self._args)
+        return self._files
+
+
+def downloads(pending: Downloads | None) -> list[str]:
+    """The PNG and GIF of this session's last Generate result (``/generate_downloads``), drawn on the torch thread
+    (``compute``) but never on a borrowed GPU: nothing here needs one."""
+    if pending is None:
+        raise ValueError("no Generate result in this session yet: run /generate first, with the same client")
+    return compute.call(pending.files)
 
 
 def generate(lab: Lab, model, classes, per_class, sampler, steps, guidance, seed, session, progress=gr.Progress()):
@@ -139,8 +162,7 @@ def generate(lab: Lab, model, classes, per_class, sampler, steps, guidance, seed
     scale, start = im.display_scale(model.image_size) // 2, time.perf_counter()
 
     def preview(step, status, first):
-        out = {"image": im.captioned_grid(step.x0[order], captions, ncol, scale), "status": status + SO_FAR}
-        return {**out, "files": None} if first else out  # the last run's files would pass for this one's
+        return {"image": im.captioned_grid(step.x0[order], captions, ncol, scale), "status": status + SO_FAR}
     x, frames = yield from stream_job(job, ticker(progress), preview)
     x = x[order]
     frames = {key: value[:, order] if key in ("x", "x0", "eps") else value for key, value in frames.items()}
@@ -148,8 +170,9 @@ def generate(lab: Lab, model, classes, per_class, sampler, steps, guidance, seed
     grid = im.captioned_grid(x, captions, ncol, scale)
     what = f"{plural(len(captions), 'image')} · {run_text(s)}"
     names = [f"{c} #{captions[:i].count(c) + 1}" for i, c in enumerate(captions)] if shown else captions
-    files = save_downloads(grid, frames, x, captions, ncol)
-    yield {"image": files[0], "files": files,  # the PNG already written: not encoded a second time
+    png = out_dir() / "samples.png"
+    grid.save(png, compress_level=1)
+    yield {"image": str(png), "downloads": Downloads(str(png), frames, x, captions, ncol),  # PNG: encoded once
            "status": f"Done: {model.name} · {what} · {seconds:.1f} s",
            "run": Run(f"Generate · {model.name} · {what}", tracks_from(frames, names, x), len(captions), ncol,
                       partial(chart_lines, model, frames, x, shown),
@@ -186,9 +209,13 @@ def create(ui: UI):
         if rows:
             labels = [f"{r[0]}: {', '.join(r[1][:4])}{', ...' if len(r[1]) > 4 else ''}" for r in rows]
             gr.Examples(rows, [ui.model, classes, per_class, *sampling.inputs], label="Examples", example_labels=labels)
-    outputs = {"image": image, "files": files, "status": status, "run": ui.last_run, **repro.outputs}
+    pending = gr.State(None)  # the last result's Downloads: its GIF is drawn once the result is out
+    outputs = {"image": image, "status": status, "run": ui.last_run, "downloads": pending, **repro.outputs}
+    run.click(lambda: None, None, files, api_visibility="private", queue=False)  # not the last run's files
     event = run.click(handler(generate, lab, outputs), [ui.model, classes, per_class, *sampling.inputs, ui.session],
                       list(outputs.values()), api_name="generate", show_progress_on=status, concurrency_id="model")
+    pending.change(user_errors(downloads), pending, files, api_name="generate_downloads",
+                   concurrency_id="model", show_progress="hidden")
     stops(stop, event, status)
     follow_model(ui, classes, lambda m: m.classes, lambda m: m.classes[:10], multiselect=True)
     ui.runs.append(event)
