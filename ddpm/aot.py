@@ -77,7 +77,7 @@ def package_path(model, dtype: str = "auto") -> Path:
         digest.update(part.encode() + b"\0")
     for key, tensor in model.denoiser.state_dict().items():
         digest.update(key.encode() + b"\0")
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     # not the model's name: the same weights loaded by name, from a folder or from the Hub share one package
     return cache_dir() / f"{type(model.denoiser).__name__}-{dtype}-{digest.hexdigest()[:16]}"
 

@@ -7,8 +7,9 @@ measured matmul peak in that precision (a 2048 x 2048 matmul, median of several)
 same network with diffusers' ``DPMSolverMultistepScheduler`` in the plain loop a diffusers user writes
 (guidance in one batched call), so what our loop costs over the network shows. The last column is how far
 each mode's images are from the first mode's (same seed, same noise: the precision's doing, not chance).
-The library's default precision (``DEFAULT_DTYPE``, "auto" resolved for this machine) is marked, and a last
-line gives its time over the best mode's and over each limit. Modes are timed round-robin (every mode once a round, ``--repeats`` rounds), so
+The ``default`` mode samples with the library's default settings (``Settings()``: precision "auto", compile
+"auto", resolved at its first run and then kept: it comes last, after the modes that build a package), and a
+last line gives its time over the best mode's and over each limit. Modes are timed round-robin (every mode once a round, ``--repeats`` rounds), so
 that a shared machine's drifting load moves them together. ``--profile MODE`` prints where the time
 of one grid goes instead (torch.profiler, by operator).
 """
@@ -35,10 +36,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="any value costs the same: one batched pass")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per mode (median reported)")
     p.add_argument("--modes", default="float32,bfloat16,diffusers-float32,diffusers-bfloat16,compile-float32,"
-                                      "compile-bfloat16,aot-float32,aot-bfloat16",
+                                      "compile-bfloat16,aot-float32,aot-bfloat16,default",
                    help="comma-separated [compile[:TORCH_MODE]-]DTYPE (torch.compile; compile:reduce-overhead-bfloat16: "
                         "CUDA graphs), aot-DTYPE (the ahead-of-time package, ddpm.aot: what --compile and the app "
-                        "use) or diffusers-DTYPE (the peer loop)")
+                        "use), diffusers-DTYPE (the peer loop) or default (Settings() as they resolve here)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--profile", metavar="MODE", default=None,
@@ -66,10 +67,12 @@ def _model(name: str | None, device=None):
 def parse_mode(mode: str) -> tuple[str, str | None, str]:
     """"compile:reduce-overhead-bfloat16" -> ("ours", "reduce-overhead", "bfloat16"); "float32" ->
     ("ours", None, "float32"); "aot-bfloat16" -> ("ours", "aot", "bfloat16"); "diffusers-float32" ->
-    ("diffusers", None, "float32")."""
+    ("diffusers", None, "float32"); "default" -> ("ours", "default", "auto")."""
     from .device import dtype_name
 
     loop, compile_mode, dtype = "ours", None, mode
+    if mode == "default":  # Settings() as they resolve here (``Grid.default_job``)
+        return "ours", "default", "auto"
     if mode.startswith(PEER):
         loop, dtype = "diffusers", mode.removeprefix(PEER)
     elif mode.startswith("aot-"):
@@ -88,7 +91,7 @@ class Grid:
     """One grid, runnable in every mode: our recipe (``generate``), or the peer's plain diffusers loop."""
 
     def __init__(self, model, args):
-        self.model, self.args, self._compiled = model, args, {}
+        self.model, self.args, self._compiled, self.default = model, args, {}, None
         k = model.denoiser.num_classes or 1
         self.labels = [i % k for i in range(args.n)] if model.conditional else None
 
@@ -113,9 +116,23 @@ class Grid:
                                         self._compiled[compile_mode])
         return job
 
+    def default_job(self):
+        """The grid with the library's default precision and compile ("auto"), resolved at the first call and
+        kept, so the timed runs all run what the first did."""
+        from .recipes import Settings, generate, resolve
+
+        if self.default is None:
+            a = self.args
+            self.default = resolve(self.model, Settings(sampler=a.sampler, steps=a.steps, guidance=a.guidance, seed=0))
+        return generate(self.model, self.labels, n=self.args.n, settings=self.default)
+
     def run(self, mode: str) -> torch.Tensor:
         from .device import synchronize
 
+        if mode == "default":
+            x = self.default_job().run()
+            synchronize(x.device)
+            return x
         loop, compile_mode, dtype = parse_mode(mode)
         x = self.peer(dtype) if loop == "diffusers" else self.job(compile_mode, dtype).run()
         synchronize(x.device)
@@ -210,13 +227,16 @@ def run(args) -> int:
         profile(grid, args.profile)
         return 0
     flops = count_flops(grid)
-    dtypes = sorted({parse_mode(m)[2] for m in modes})
-    peaks = {d: matmul_peak(DTYPES[d], model.device) for d in dtypes}
     auto = dtype_name(DEFAULT_DTYPE, model.device)  # the library's default precision, as it resolves here
+
+    def precision(mode: str) -> str:
+        return auto if mode == "default" else parse_mode(mode)[2]
+    dtypes = sorted({precision(m) for m in modes})
+    peaks = {d: matmul_peak(DTYPES[d], model.device) for d in dtypes}
     print(f"grid: {flops / 1e9:.1f} GFLOP (counted); matmul peak "
           + ", ".join(f"{d} {peaks[d] / 1e9:.0f} GFLOP/s (limit {flops / peaks[d]:.3f} s)" for d in dtypes)
           + f"; the default precision ({DEFAULT_DTYPE}) here is {auto}", flush=True)
-    width = max(22, *(len(m) + 10 for m in modes))
+    width = max(30, *(len(m) + 10 for m in modes))
     first, warmups = {}, {}
     for mode in modes:  # warm-up (and compilation) first, each as it ends: a compiled mode's can take minutes
         start = time.perf_counter()
@@ -233,20 +253,19 @@ def run(args) -> int:
     print(f"{'mode':{width}s} {'median s':>9s} {'vs first':>9s} {'limit s':>8s} {'x limit':>8s} {'first run s':>12s} "
           f"{'max |diff| vs first':>20s}", flush=True)
     base, reference = medians[modes[0]], first[modes[0]]
-    default = None
+    default = "default" if "default" in modes else None
+    ran = f" ({grid.default.dtype}, {'compiled' if grid.default.compile else 'eager'})" if default else ""
     for mode in modes:
-        loop, compile_mode, dtype = parse_mode(mode)
-        limit = flops / peaks[dtype]
-        is_default = loop == "ours" and compile_mode is None and dtype == auto
-        default = mode if is_default else default
-        print(f"{mode + (' (default)' if is_default else ''):{width}s} {medians[mode]:9.3f} {base / medians[mode]:8.2f}x "
+        limit = flops / peaks[precision(mode)]
+        print(f"{mode + (ran if mode == 'default' else ''):{width}s} {medians[mode]:9.3f} {base / medians[mode]:8.2f}x "
               f"{limit:8.3f} {medians[mode] / limit:7.2f}x {warmups[mode]:12.2f} "
               f"{(first[mode] - reference).abs().max().item():20.4f}", flush=True)
-    best = min(medians, key=medians.get)
+    best = min((m for m in medians if m != "default" or len(medians) == 1), key=medians.get)  # a mode, not the default
     app = f"aot-{auto}"  # what the app runs once its background build has loaded (diffusion_lab.lab)
-    for label, mode in (("default", default), ("the app's default, once built", app if app in medians else None)):
+    for label, mode in ((f"the library's default, Settings(){ran}", default),
+                        (f"the app's default, once built ({app})", app if app in medians else None)):
         if mode is not None:
-            print(f"{label} ({mode}): {medians[mode] / medians[best]:.2f}x the best mode ({best}); "
+            print(f"{label}: {medians[mode] / medians[best]:.2f}x the best mode ({best}); "
                   + ", ".join(f"{medians[mode] * peaks[d] / flops:.2f}x the {d} limit" for d in dtypes), flush=True)
     return 0
 

@@ -132,28 +132,40 @@ class DiffusionModel:
         return self
 
     def compiled(self, dtype: str = "float32", build: bool = True):
-        """The denoiser's compiled forward in ``dtype``, kept per precision: its AOTInductor package from the
-        compile cache (``ddpm.aot``: loaded in milliseconds; built here first when missing, tens of seconds on
-        a CPU), or, where export or the compiler fails, a ``torch.compile``d denoiser. Built from the weights
-        as they are now: a model trained further after this call keeps the old forward. ``build=False``: None
-        where the cache has no package yet (nothing is compiled in this process)."""
+        """The denoiser's compiled forward in ``dtype`` for the weights as they are now: its AOTInductor package
+        from the compile cache (``ddpm.aot``: loaded in milliseconds; built here first when missing, tens of
+        seconds on a CPU), or, where export or the compiler fails, a ``torch.compile``d denoiser. Kept per
+        precision under the package's name, which hashes the weights (8 ms for mnist's): a model trained
+        further gets the forward of its new weights, never the old one. ``build=False``: None where the cache
+        has no package for them (nothing is compiled in this process)."""
         from . import aot
         from .device import dtype_name
 
         dtype = dtype_name(dtype, self.device)
-        if dtype not in self._compiled:
-            forward = aot.load(self, dtype)
-            if forward is None and not build:
-                return None
-            if forward is None:
-                try:
-                    forward = aot.load(self, dtype, aot.build(self, dtype))
-                except Exception as err:  # noqa: BLE001 - export or the C++ compiler failed: compile in process
-                    warnings.warn(f"model {self.name!r}: no ahead-of-time package ({type(err).__name__}: "
-                                  f"{str(err)[:200]}); using torch.compile", stacklevel=2)
-                    forward = torch.compile(self.denoiser)
-            self._compiled[dtype] = forward
-        return self._compiled[dtype]
+        path = aot.package_path(self, dtype)
+        kept = self._compiled.get(dtype)
+        if kept is not None and kept[0] == path:
+            return kept[1]
+        self._compiled.pop(dtype, None)  # other weights' forward
+        forward = aot.load(self, dtype, path)
+        if forward is None and not build:
+            return None
+        if forward is None:
+            try:
+                forward = aot.load(self, dtype, aot.build(self, dtype, path))
+            except Exception as err:  # noqa: BLE001 - export or the C++ compiler failed: compile in process
+                warnings.warn(f"model {self.name!r}: no ahead-of-time package ({type(err).__name__}: "
+                              f"{str(err)[:200]}); using torch.compile", stacklevel=2)
+                forward = torch.compile(self.denoiser)
+        self._compiled[dtype] = (path, forward)
+        return forward
+
+    def holds_compiled(self, dtype: str) -> bool:
+        """Whether the last ``compiled(dtype)`` gave a forward (what a ``compile="auto"`` estimate just took),
+        without hashing the weights again."""
+        from .device import dtype_name
+
+        return dtype_name(dtype, self.device) in self._compiled
 
     @property
     def classes(self) -> list[str]:

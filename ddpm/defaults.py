@@ -14,6 +14,10 @@ DEFAULT_STEPS = 20
 # past 1.5 samples get more typical and less varied, with no accuracy left to gain.
 DEFAULT_GUIDANCE = 1.5
 DEFAULT_SAMPLER = "dpm++"  # a model's config may name its own ("sampling": {"sampler": ...})
+# "auto": the compiled forward (ddpm.aot) where this machine's compile cache holds the model's package (the app
+# builds them after it starts; ``python -m ddpm compile`` or ``--compile`` builds one), else eager; never built
+# on the way. Settings(compile=True) builds first where missing; False is always eager.
+DEFAULT_COMPILE = "auto"
 EVALUATE_BATCH = 250  # images a batch while ``evaluate`` samples
 
 # -- illusions (ddpm.illusions, ddpm.views) --------------------------------------------------------------

@@ -14,7 +14,7 @@ from functools import partial
 import torch
 
 from .checkpoint import DiffusionModel
-from .defaults import DEFAULT_DTYPE, DEFAULT_GUIDANCE, DEFAULT_SAMPLER, MAX_BATCH, MAX_GUIDANCE  # noqa: F401
+from .defaults import DEFAULT_COMPILE, DEFAULT_DTYPE, DEFAULT_GUIDANCE, DEFAULT_SAMPLER, MAX_BATCH, MAX_GUIDANCE  # noqa: F401
 from .device import dtype_name
 from .device import generator as make_generator
 from .sampling import Job, Part, composite_estimate, noise_estimate
@@ -25,7 +25,10 @@ from .views import (AFAR_FACTOR, View, area_highpass, area_lowpass, check_factor
 
 @dataclass(frozen=True)
 class Settings:
-    """How to sample: which sampler, how many steps, guidance scale, DDIM eta, seed, precision."""
+    """How to sample: which sampler, how many steps, guidance scale, DDIM eta, seed, precision, and whether
+    the compiled forward runs (``compile``: True, False, or "auto", the compiled one where the compile cache
+    already holds it: ``DEFAULT_COMPILE``). A Job records what "auto" resolved to, so a result's settings
+    give the same pixels again on this machine."""
 
     sampler: str = DEFAULT_SAMPLER
     steps: int = 20
@@ -33,7 +36,7 @@ class Settings:
     eta: float = 0.0
     seed: int = 0
     dtype: str = DEFAULT_DTYPE  # "auto": ddpm.device.default_dtype picks it; a Job records what it resolved to
-    compile: bool = False
+    compile: bool | str = DEFAULT_COMPILE
 
     def __post_init__(self):
         if self.sampler not in SAMPLERS:
@@ -47,6 +50,8 @@ class Settings:
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         dtype_name(self.dtype)
+        if not (isinstance(self.compile, bool) or self.compile == "auto"):
+            raise ValueError(f"compile must be True, False or 'auto', got {self.compile!r}")
 
     def with_(self, **changes) -> Settings:
         return replace(self, **changes)
@@ -101,6 +106,8 @@ def _job(model: DiffusionModel, settings: Settings, eps_fn, x: torch.Tensor | No
     starting x (pure noise when ``x`` is None, else ``x`` noised to the plan's first timestep)."""
     sampler = model.schedule.sampler(settings.sampler, settings.steps, settings.eta)
     settings = settings.resolved(model.device)
+    if settings.compile == "auto":  # what the job's estimate took (``_forward`` ran first): recorded as it ran
+        settings = replace(settings, compile=model.holds_compiled(settings.dtype))
     g = make_generator(settings.seed)
     plan = plan if plan is not None else sampler.timesteps[start:] + [-1]
     if x is None:
@@ -111,7 +118,19 @@ def _job(model: DiffusionModel, settings: Settings, eps_fn, x: torch.Tensor | No
     return Job(eps_fn, sampler, model.schedule, x, plan, g, project, settings=settings)
 
 
+def resolve(model: DiffusionModel, settings: Settings) -> Settings:
+    """``settings`` as they run on ``model``: the precision made concrete, and ``compile="auto"`` made True
+    where the compile cache holds the model's package for it (loaded now), else False."""
+    settings = settings.resolved(model.device)
+    if settings.compile == "auto":
+        settings = replace(settings, compile=model.compiled(settings.dtype, build=False) is not None)
+    return settings
+
+
 def _forward(model: DiffusionModel, settings: Settings):
+    """The forward an estimate calls (None: the denoiser, eager); "auto" takes a package only if it is there."""
+    if settings.compile == "auto":
+        return model.compiled(settings.dtype, build=False)
     return model.compiled(settings.dtype) if settings.compile else None
 
 

@@ -68,7 +68,8 @@ def normalise(recipe: str, args: dict) -> dict:
 
 def _settings_text(s: Settings) -> str:
     fields = ", ".join(f"{name}={getattr(s, name)!r}" for name, _ in _SETTINGS)
-    return f"ddpm.Settings({fields}{', compile=True' if s.compile else ''})"
+    # named either way for a result (True / False): the default, "auto", runs compiled where a cache has the package
+    return f"ddpm.Settings({fields}{'' if s.compile == 'auto' else f', compile={s.compile!r}'})"
 
 
 def _illusion_lines(a: dict, job: str, readings: str) -> list[str]:
@@ -186,8 +187,8 @@ def as_cli(recipe: str, model_name: str, args: dict, settings: Settings, out: st
         words += ["--eta", repr(s.eta)]
     if s.dtype != "auto":  # always named: the verbs' default ("auto") is not the same precision on every machine
         words += ["--dtype", s.dtype]
-    if s.compile:
-        words.append("--compile")
+    if s.compile != "auto":  # named either way, as the precision is: the verbs' default depends on the cache
+        words.append("--compile" if s.compile else "--no-compile")
     return shlex.join([*words, "--out", out])
 
 
@@ -208,9 +209,14 @@ def to_query(recipe: str, model_name: str, args: dict, settings: Settings) -> st
             pairs.append((name, repr(value) if kind == "float" else str(value)))
     pairs += [(name, repr(getattr(settings, name)) if kind is float else str(getattr(settings, name)))
               for name, kind in _SETTINGS]
-    if settings.compile:
-        pairs.append(("compile", "1"))
+    if settings.compile is not False:  # absent: eager (the app runs its own forward and says when they differ)
+        pairs.append(("compile", "1" if settings.compile is True else "auto"))
     return urlencode(pairs)
+
+
+def _link_compile(value: str) -> bool | str:
+    """A link's compile: "1" compiled, "auto" the default, absent (or anything else, as links always read) eager."""
+    return True if value == "1" else "auto" if value == "auto" else False
 
 
 def from_query(query: str) -> tuple[str, str, dict, Settings]:
@@ -247,4 +253,4 @@ def from_query(query: str) -> tuple[str, str, dict, Settings]:
             raise ValueError(f"the link's {name}: {err}") from None
     defaults = Settings()
     values = {name: one(name, kind, getattr(defaults, name)) for name, kind in _SETTINGS}
-    return recipe, one("model"), normalise(recipe, args), Settings(**values, compile=one("compile", str, "") == "1")
+    return recipe, one("model"), normalise(recipe, args), Settings(**values, compile=_link_compile(one("compile", str, "")))

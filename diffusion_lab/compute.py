@@ -10,6 +10,7 @@ thread had run torch once. So the app loads its models, samples, draws and compi
 """
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import os
 import threading
@@ -40,23 +41,61 @@ def on_compute_thread() -> bool:
     return threading.get_ident() == _ident
 
 
+# -- who else wants to know when there is torch work (the background build pauses meanwhile: lab.Lab) --------
+_busy_lock = threading.Lock()
+_busy = 0
+_watchers: list[Callable[[bool], None]] = []
+
+
+def watch(fn: Callable[[bool], None]) -> None:
+    """Call ``fn(True)`` when the compute thread gets work (a call, or a generator's whole run, Stop included)
+    and ``fn(False)`` when it has none left; ``fn`` runs under a lock: it must be quick and not raise."""
+    with _busy_lock:
+        _watchers.append(fn)
+
+
+def busy() -> bool:
+    return _busy > 0
+
+
+@contextlib.contextmanager
+def _working():
+    global _busy
+    with _busy_lock:
+        _busy += 1
+        if _busy == 1:
+            for fn in _watchers:
+                fn(True)
+    try:
+        yield
+    finally:
+        with _busy_lock:
+            _busy -= 1
+            if _busy == 0:
+                for fn in _watchers:
+                    fn(False)
+
+
 def call(fn: Callable, *args, **kwargs):
     """``fn(*args, **kwargs)`` on the compute thread, in the caller's context (Gradio's request and progress
     live in context variables); its result or its exception comes back here."""
     if on_compute_thread():
         return fn(*args, **kwargs)
-    return _executor().submit(contextvars.copy_context().run, fn, *args, **kwargs).result()
+    with _working():
+        return _executor().submit(contextvars.copy_context().run, fn, *args, **kwargs).result()
 
 
 def iterate(generator: Generator) -> Iterator:
     """A generator stepped on the compute thread: each item is made there and yielded here; closing this one
-    (a Stop, a client gone) closes it there."""
+    (a Stop, a client gone) closes it there. The compute thread counts as busy from the first step to the
+    close, the waits between steps included (a run is in progress)."""
     if on_compute_thread():
         yield from generator
         return
     end = object()
-    try:
-        while (item := call(next, generator, end)) is not end:
-            yield item
-    finally:
-        call(generator.close)
+    with _working():
+        try:
+            while (item := call(next, generator, end)) is not end:
+                yield item
+        finally:
+            call(generator.close)

@@ -23,7 +23,7 @@ python3 -m pip install -q --no-deps .whl/*.whl 2>&1 | tail -2
 export DDPM_DATA="$PWD/data"
 nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/gpu.txt"
 timeout 330 python3 -m ddpm bench --model mnist --repeats 10 --modes \
-  float32,bfloat16,float16,compile-float16,aot-float16,aot-bfloat16,compile:reduce-overhead-float16,compile:reduce-overhead-bfloat16,diffusers-float16 \
+  float32,bfloat16,float16,compile-float16,aot-float16,aot-bfloat16,compile:reduce-overhead-float16,compile:reduce-overhead-bfloat16,diffusers-float16,default \
   2>&1 | grep -av "it/s" | tee "$OUT/bench.txt"
 python3 -m ddpm train emoji2 --init-from emoji --batch-size 256 --steps 60000 --minutes "${TRAIN_MINUTES:-4}" --checkpoint-minutes 2 \
   --out-dir runs/emoji2 2>&1 | tr '\r' '\n' | grep -av "^$" | tail -5 | tee "$OUT/train.txt"

@@ -67,10 +67,45 @@ def test_sampling_with_compile_loads_the_package_and_gives_the_eager_images(cach
     model = tiny_model()
     monkeypatch.setattr(aot, "build", lambda *a, **k: pytest.fail("the cache has it: nothing to build"))
     s = ddpm.Settings(steps=4, guidance=2.0, seed=3, dtype="float32")
-    eager = ddpm.generate(model, ["zero", "one", "two", "zero"], settings=s).run()
+    eager = ddpm.generate(model, ["zero", "one", "two", "zero"], settings=s.with_(compile=False)).run()
     compiled = ddpm.generate(model, ["zero", "one", "two", "zero"], settings=s.with_(compile=True)).run()
     assert hasattr(model.compiled("float32"), "package"), "the AOT package, not torch.compile"
     torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-5)
+
+
+def test_compile_auto_runs_the_package_where_the_cache_has_one_and_says_so(cache, monkeypatch, tmp_path):
+    labels, s = ["zero", "one", "two", "zero"], ddpm.Settings(steps=4, guidance=2.0, seed=3, dtype="float32")
+    assert ddpm.Settings().compile == "auto" == s.compile, "the default"
+    monkeypatch.setattr(aot, "build", lambda *a, **k: pytest.fail("auto never builds"))
+    job = ddpm.generate(tiny_model(), labels, settings=s)
+    assert job.settings.compile is True, "the cache has this model's package: the job runs it and records so"
+    exact = ddpm.generate(tiny_model(), labels, settings=s.with_(compile=True)).run()
+    torch.testing.assert_close(job.run(), exact, atol=0, rtol=0)  # the same forward as compile=True
+    assert ddpm.recipes.resolve(tiny_model(), s).compile is True
+    monkeypatch.setenv(aot.CACHE_ENV, str(tmp_path))  # a machine whose cache holds nothing
+    job = ddpm.generate(tiny_model(), labels, settings=s)
+    assert job.settings.compile is False
+    torch.testing.assert_close(job.run(), ddpm.generate(tiny_model(), labels, settings=s.with_(compile=False)).run(),
+                               atol=0, rtol=0)
+
+
+def test_a_model_trained_further_never_runs_the_forward_of_its_old_weights(cache, monkeypatch):
+    model = tiny_model()
+    monkeypatch.setattr(aot, "build", lambda *a, **k: pytest.fail("auto never builds"))
+    s = ddpm.Settings(steps=3, seed=1, dtype="float32")
+    assert ddpm.generate(model, ["one"], settings=s).settings.compile is True and model.holds_compiled("float32")
+    with torch.no_grad():  # what a training step does: the weights change in place (a fused optimizer says nothing)
+        next(model.denoiser.parameters()).add_(0.05)
+    job = ddpm.generate(model, ["one"], settings=s)
+    assert job.settings.compile is False and not model.holds_compiled("float32"), "no package for these weights"
+    torch.testing.assert_close(job.run(), ddpm.generate(model, ["one"], settings=s.with_(compile=False)).run(),
+                               atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("value", [1, 0, "yes", None, "Auto"])
+def test_compile_is_true_false_or_auto(value):
+    with pytest.raises(ValueError, match="compile must be True, False or 'auto'"):
+        ddpm.Settings(compile=value)
 
 
 def test_autocast_keeps_no_cast_cache():

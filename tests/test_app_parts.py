@@ -245,3 +245,19 @@ def test_the_scrubber_draws_every_panel_it_is_given():
     """The template and script loop over the value's panels (a new panel needs no template change)."""
     assert "value.panels.map" in (ASSETS / "scrubber.html").read_text()
     assert "v.panels" in (ASSETS / "scrubber.js").read_text()
+
+
+def test_the_tab_bar_holds_tabs_only():
+    """A gr.State left between the tabs (in gr.Tabs, outside any gr.Tab) made the page draw the selected tab's
+    button twice, over its neighbour's: Illusions could no longer be clicked once Inpaint was open."""
+    import gradio as gr
+
+    import app
+    from app_fixtures import tiny_models
+
+    demo = app.build_demo(tiny_models())
+    bars = [b for b in demo.blocks.values() if isinstance(b, gr.Tabs)]
+    assert bars, "the page has a tab bar"
+    for bar in bars:
+        strays = [type(c).__name__ for c in bar.children if not isinstance(c, gr.Tab)]
+        assert not strays, f"not tabs in the tab bar: {strays}"

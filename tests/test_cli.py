@@ -54,6 +54,21 @@ def test_cli_sample_uses_the_models_own_guidance_and_sampler_unless_told(tmp_pat
         (tiny_checkpoint / "ddpm_config.json").write_text(json.dumps(config))
 
 
+def test_cli_sample_says_which_forward_ran_and_how_to_build_the_compiled_one(tmp_path, tiny_checkpoint, capsys):
+    def run(*flags):
+        assert main(["sample", "--model", str(tiny_checkpoint), "--labels", "dog", "--steps", "2", *flags,
+                     "--out", str(tmp_path / f"f{len(flags)}.npz")]) == 0
+        return capsys.readouterr()
+
+    default = run()  # this run's compile cache holds nothing (conftest): eager, and a note on how to build one
+    assert "seed 0, float32, eager)" in default.out
+    assert f"python -m ddpm compile --model {tiny_checkpoint}" in default.err and "--no-compile" in default.err
+    eager = run("--no-compile")
+    assert "float32, eager)" in eager.out and eager.err == "", "asked for eager: nothing to suggest"
+    assert np.array_equal(np.load(tmp_path / "f0.npz")["images"], np.load(tmp_path / "f1.npz")["images"]), \
+        "the default resolved to eager: the very images of --no-compile"
+
+
 def test_cli_sample_per_class_png_and_batches(tmp_path, tiny_checkpoint):
     out = tmp_path / "grid.png"
     assert main(["sample", "--model", str(tiny_checkpoint), "--per-class", "2", "--steps", "2", "--batch", "4",

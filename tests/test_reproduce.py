@@ -95,3 +95,19 @@ def test_an_anagrams_per_view_guidance_and_repeats_reach_the_text_and_the_verb()
     assert (words.view_guidance, words.repeats) == ("2.0,5.0", 2)
     assert "guidances=[2.0, 5.0], repeats=2)" in as_python("anagram", "m", args, S)
     assert "repeats" not in as_python("anagram", "m", ANAGRAM, S)  # the defaults stay out of the text
+
+
+@pytest.mark.parametrize("compile, python, flag", [(True, "compile=True", "--compile"),
+                                                   (False, "compile=False", "--no-compile"), ("auto", None, None)])
+def test_a_result_names_its_forward_either_way_and_the_texts_parse_back(compile, python, flag):
+    """The default ("auto") runs compiled where a cache holds the package: a result that ran eagerly says so, or
+    its text would run compiled on a machine whose cache has one (a few pixels off)."""
+    s = S.with_(compile=compile, dtype="float32")
+    text = as_python("generate", "m", {"labels": ["zero"], "n": None}, s)
+    assert (python in text) if python else "compile=" not in text
+    words = shlex.split(as_cli("generate", "m", {"labels": ["zero"], "n": None}, s))
+    assert (flag in words) if flag else not any(w.endswith("compile") for w in words)
+    assert cli.build_parser().parse_args(words[3:]).compile == compile
+    for recipe, args in (("anagram", ANAGRAM), ("hybrid", HYBRID)):
+        assert parsed(as_cli(recipe, "m", args, s)).compile == compile, recipe
+    assert from_query(to_query("generate", "m", {"labels": ["zero"], "n": None}, s))[3].compile == compile

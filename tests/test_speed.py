@@ -43,7 +43,8 @@ def test_a_job_records_the_precision_auto_ran_at(tiny_model, monkeypatch, native
     model = tiny_model()
     assert ddpm.Settings().dtype == ddpm.defaults.DEFAULT_DTYPE
     job = ddpm.generate(model, [0, 1], settings=ddpm.Settings(steps=3, dtype="auto"))
-    assert job.settings.dtype == expected and job.settings.with_(dtype="auto") == ddpm.Settings(steps=3, dtype="auto")
+    assert job.settings.dtype == expected and job.settings.compile is False, "no package in this run's cache: eager"
+    assert job.settings.with_(dtype="auto", compile="auto") == ddpm.Settings(steps=3, dtype="auto")
     same = ddpm.generate(model, [0, 1], settings=ddpm.Settings(steps=3, dtype=expected)).run()
     torch.testing.assert_close(job.run(), same, rtol=0, atol=0)  # auto is exactly that precision
 
@@ -116,9 +117,10 @@ def test_bench_times_round_robin_and_reports_the_default_against_the_best(tiny_m
     monkeypatch.setattr(bench.Grid, "run", lambda self, mode: order.append(mode) or real_run(self, mode))
     monkeypatch.setattr(bench, "matmul_peak", lambda dtype, device, **_: 1e9)  # not the 2048-square timing
     args = argparse.Namespace(model=str(folder), device=None, n=2, steps=2, sampler="dpm++", guidance=2.0,
-                              repeats=2, modes="float32,bfloat16", threads=None, profile=None)
+                              repeats=2, modes="float32,bfloat16,default", threads=None, profile=None)
     assert bench.run(args) == 0
     out = capsys.readouterr().out
-    assert order[1:] == ["float32", "bfloat16"] * 3  # after count_flops' grid: warm-ups, then two rounds
-    assert "float32 (default)" in out  # auto is float32 in tests (conftest)
-    assert "default (float32): " in out and "x the best mode (" in out and "x the bfloat16 limit" in out
+    assert order[1:] == ["float32", "bfloat16", "default"] * 3  # after count_flops' grid: warm-ups, then two rounds
+    # Settings() as they resolve here: float32 in tests (conftest), eager (this run's cache holds no package)
+    assert "the library's default, Settings() (float32, eager): " in out and "x the bfloat16 limit" in out
+    assert "x the best mode (float32)" in out or "x the best mode (bfloat16)" in out, "the best of the modes"

@@ -2,8 +2,9 @@
 
     python -m ddpm compile --model mnist [--dtype auto] [--device cpu] [--force]
 
-Prints the package's path. Any later process that samples with ``compile=True`` (``Settings(compile=True)``,
-``sample --compile``) loads it in milliseconds instead of compiling; the app runs this in a niced subprocess
+Prints the package's path. Any later process that samples with the default ``compile="auto"`` or with
+``compile=True`` (``Settings(compile=True)``, ``sample --compile``) loads it in milliseconds instead of compiling
+(with "auto", a process finding no package runs eager); the app runs this in a niced subprocess
 after it starts (``diffusion_lab.lab``). The cache is ``$DDPM_COMPILE_CACHE`` or ~/.cache/diffusion-lab/compiled.
 """
 from __future__ import annotations

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from ..argtypes import positive_int
-from .sample import add_sampling_arguments, for_model, settings_from
+from .sample import add_sampling_arguments, compile_note, for_model, forward_text, settings_from
 
 if TYPE_CHECKING:
     import torch
@@ -121,9 +121,10 @@ def _begin(args):
     return out, settings, model, target
 
 
-def _report(what: str, count: int, out: Path, seconds: float, settings, target) -> None:
+def _report(what: str, count: int, out: Path, seconds: float, settings, target, args) -> None:
     print(f"wrote {count} {what} to {out} ({seconds:.2f} s, {settings.sampler} {settings.steps} steps, "
-          f"guidance {settings.guidance:g}, seed {settings.seed}, target {target or 'none'})")
+          f"guidance {settings.guidance:g}, seed {settings.seed}, target {target or 'none'}, {forward_text(settings)})")
+    compile_note(settings, args)
 
 
 def run_sdedit(args) -> int:
@@ -140,7 +141,7 @@ def run_sdedit(args) -> int:
     images = torch.cat([job.run().cpu() for job in jobs])
     _write(images, out, len(args.strengths), {"strengths": np.asarray(args.strengths, dtype=np.float32)})
     _report(f"result{'s' if len(jobs) != 1 else ''} (strengths {', '.join(f'{s:g}' for s in args.strengths)})",
-            len(jobs), out, time.perf_counter() - start, settings, target)
+            len(jobs), out, time.perf_counter() - start, settings, target, args)
     return 0
 
 
@@ -165,5 +166,5 @@ def run_inpaint(args) -> int:
     images = job.run().cpu()
     _write(images, out, min(args.n, 8), {"mask": mask.numpy()})
     _report(f"result{'s' if args.n != 1 else ''} ({int(mask.sum())} of {mask.numel()} pixels replaced)",
-            args.n, out, time.perf_counter() - start, settings, target)
+            args.n, out, time.perf_counter() - start, settings, target, args)
     return 0

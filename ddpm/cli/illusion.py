@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..argtypes import nonneg_int, positive_int
 from ..defaults import AFAR_FACTOR, DEFAULT_HIGH_GUIDANCE, DEFAULT_ILLUSION_GUIDANCE
-from .sample import add_sampling_arguments, for_model, settings_from
+from .sample import add_sampling_arguments, compile_note, for_model, forward_text, settings_from
 
 
 def _anagram_options(parser: argparse.ArgumentParser) -> None:
@@ -81,7 +81,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
 
 
 def make(args) -> tuple:
-    """Sample, score and keep the best: (model, images (n, C, H, W) in [-1, 1], scores, readings)."""
+    """Sample, score and keep the best: (model, images (n, C, H, W) in [-1, 1], scores, every candidate's scores,
+    readings, the settings as they ran)."""
     from .. import illusions
     from ..checkpoint import load
     from ..recipes import anagram, hybrid
@@ -105,7 +106,7 @@ def make(args) -> tuple:
     # the model's own, as the app and the Python text rank with; else its dataset's (trained on first use)
     classifier = illusions.ranker_for(model, log=lambda m: print(m, file=sys.stderr))
     images, scores, every = illusions.sample_best(job, readings, classifier, args.best_of)
-    return model, images, scores, every, readings
+    return model, images, scores, every, readings, settings
 
 
 def run_illusion(args) -> int:
@@ -121,7 +122,7 @@ def run_illusion(args) -> int:
             raise ValueError(f"--out must end in .npz or .png, got {out.name!r}")
         out.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        model, images, scores, every, readings = make(args)
+        model, images, scores, every, readings, settings = make(args)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -134,8 +135,9 @@ def run_illusion(args) -> int:
         save_grid(torch.cat([r.view(images).cpu() for r in readings]), out, nrow=len(images), scale=4)
     accepted = int(every["accepted"].sum())
     print(f"wrote {len(images)} {args.illusion}{'s' if len(images) != 1 else ''} to {out} "
-          f"({time.perf_counter() - started:.1f} s); {accepted} of {len(every['accepted'])} candidates accepted "
+          f"({time.perf_counter() - started:.1f} s, {forward_text(settings)}); {accepted} of {len(every['accepted'])} candidates accepted "
           f"in every reading; scores {', '.join(f'{s:.2f}' for s in scores['score'].tolist())}")
+    compile_note(settings, args)
     return 0
 
 
@@ -148,6 +150,8 @@ def run_evaluate(args) -> int:
         if args.n < args.best_of or args.best_of < 1:
             raise ValueError(f"--n ({args.n}) must be at least --best-of ({args.best_of}), which must be positive")
         model = load(args.model, device=args.device)
+        if args.compile == "auto":  # a measurement names its forward: eager unless --compile asks
+            args.compile = False
         settings = for_model(settings_from(args), args, model)
         if model.dataset is None:
             raise ValueError(f"model {model.name!r} names no dataset, so there is no classifier to score it")

@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 from ..argtypes import nonneg_int, positive_int
-from ..defaults import DEFAULT_DTYPE, DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, DTYPES, SAMPLERS
+from ..defaults import (DEFAULT_COMPILE, DEFAULT_DTYPE, DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, DTYPES,
+                        SAMPLERS)
 
 
 def add_sampling_arguments(p: argparse.ArgumentParser, guidance: float | None = None) -> None:
@@ -23,9 +24,10 @@ def add_sampling_arguments(p: argparse.ArgumentParser, guidance: float | None = 
     p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument("--dtype", choices=DTYPES, default=DEFAULT_DTYPE,
                    help="model precision; auto: bfloat16 on a CPU with native bfloat16 and on a GPU, else float32")
-    p.add_argument("--compile", action="store_true",
-                   help="use the compiled forward (ddpm.aot): built once into the compile cache (about a minute), "
-                        "loaded in milliseconds after")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=DEFAULT_COMPILE,
+                   help="the compiled forward (ddpm.aot, 1.6x faster on a bfloat16 CPU): by default where this "
+                        "machine's compile cache holds it (the app and `python -m ddpm compile` build it), else "
+                        "eager; --compile builds it first where missing (about a minute, once); --no-compile: eager")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 
 
@@ -39,11 +41,29 @@ def settings_from(args):
 
 
 def for_model(settings, args, model):
-    """``settings`` with the model's own default guidance and sampler where the command line named none."""
+    """``settings`` with the model's own default guidance and sampler where the command line named none, as
+    they run on the model (``recipes.resolve``: the precision, and whether the compiled forward runs)."""
+    from ..recipes import resolve
+
     own = {"guidance": model.default_guidance} if args.guidance is None else {}
     if args.sampler is None:
         own["sampler"] = model.default_sampler
-    return settings.with_(**own)
+    return resolve(model, settings.with_(**own))
+
+
+def forward_text(settings) -> str:
+    """How a result ran, for a command's last line: "bfloat16, compiled"."""
+    return f"{settings.dtype}, {'compiled' if settings.compile else 'eager'}"
+
+
+def compile_note(settings, args) -> None:
+    """After a result the default ran eagerly (no package in the compile cache): how to build one, on stderr."""
+    import sys
+
+    if args.compile == "auto" and not settings.compile:
+        print(f"note: `python -m ddpm compile --model {args.model}` builds this model's compiled forward once (25-60 s "
+              "on a CPU); later runs load it, 1.6x faster where bfloat16 is native (--no-compile: always eager)",
+              file=sys.stderr)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -115,5 +135,6 @@ def run(args) -> int:
             shown = images.view(args.per_class, k, *images.shape[1:]).transpose(0, 1).flatten(0, 1)
         save_grid(shown, out, nrow=nrow, scale=2)
     print(f"wrote {total} image{'s' if total != 1 else ''} to {out} ({seconds:.2f} s, {settings.sampler} {settings.steps} steps, "
-          f"guidance {settings.guidance:g}, seed {settings.seed})")
+          f"guidance {settings.guidance:g}, seed {settings.seed}, {forward_text(settings)})")
+    compile_note(settings, args)
     return 0

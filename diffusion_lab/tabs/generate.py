@@ -204,12 +204,14 @@ def create(ui: UI):
                 files = gr.File(label="Downloads: the grid (PNG) and the denoising (GIF)", file_count="multiple",
                                 interactive=False, elem_id="gen-files", height=150)
                 repro = reproduce.panel(ui, "generate", run, {"classes": classes, "per_class": per_class}, sampling)
+                # the last result's Downloads (its GIF is drawn once the result is out); inside the tab: a State
+                # left between the tabs made Gradio draw the selected tab's button twice, in its neighbour's place
+                pending = gr.State(None)
         rows = [[name, m.classes[:10], 2, m.default_sampler, 20, m.default_guidance, 0]
                 for name, m in lab.models.items()]
         if rows:
             labels = [f"{r[0]}: {', '.join(r[1][:4])}{', ...' if len(r[1]) > 4 else ''}" for r in rows]
             gr.Examples(rows, [ui.model, classes, per_class, *sampling.inputs], label="Examples", example_labels=labels)
-    pending = gr.State(None)  # the last result's Downloads: its GIF is drawn once the result is out
     outputs = {"image": image, "status": status, "run": ui.last_run, "downloads": pending, **repro.outputs}
     run.click(lambda: None, None, files, api_visibility="private", queue=False)  # not the last run's files
     event = run.click(handler(generate, lab, outputs), [ui.model, classes, per_class, *sampling.inputs, ui.session],
