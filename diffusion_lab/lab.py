@@ -114,9 +114,9 @@ class Lab:
     def start_compiling(self) -> threading.Thread | None:
         """Give the bundled models compiled forwards in the background (where ``compile_wanted``), so the page
         is up at once and its first clicks run eager. A model whose package (``ddpm.aot``) is not in the
-        compile cache gets one built by ``python -m ddpm compile`` in a subprocess at the lowest priority, stopped
-        while a request computes: torch.compile in
-        this process would hold the GIL for its tracing (a first click took 14 s instead of 3). The
+        compile cache gets one built by ``python -m ddpm compile`` in a subprocess at nice 19, stopped while a
+        request computes (``_pause_build``); torch.compile in this process would hold the GIL for its tracing
+        (a first click took 14 s instead of 3). The
         package is then loaded (milliseconds) and the model named in ``compiled``; a request reads it once,
         in ``begin``: one in flight keeps the forward it started with."""
         if self.compiling is not None or not self.models or not compile_wanted(self.device):
