@@ -2,11 +2,12 @@
 
 One run starts the app in a process of its own (on a free port, the bundled model only), as a visitor's server
 runs, then times, interleaved, from this plain process: ``/generate`` with the tab's defaults through
-``gradio_client``, the same call through a minimal HTTP client (one kept-open connection, the queue's join and
-event stream, the result's picture fetched: what the page does, so what the server itself costs), and the same
-``ddpm.generate`` call here (same labels, sampler, steps, guidance, seed and precision), the app's process stopped
-meanwhile so that its idle polling does not slow the library. It prints the medians and
-their ratios (the target: at most 1.2x). ``--first`` instead times the first ``/generate`` after start, with the
+``gradio_client``, the same call through a minimal HTTP client (one kept-open connection and session, the queue's
+join and event stream, the result's picture fetched: what the server itself costs), the page's streamed run of it
+(``/generate_stream``, through gradio_client, and through that client as the page does: previews drawn and
+fetched), and the same ``ddpm.generate`` call here (same labels, sampler, steps, guidance, seed and precision),
+the app's process stopped meanwhile so that its idle polling does not slow the library. It prints the medians
+and their ratios (the target: at most 1.2x). ``--first`` instead times the first ``/generate`` after start, with the
 app's background build of compiled forwards on or off (``DIFFUSION_LAB_COMPILE``; with an empty
 $DDPM_COMPILE_CACHE the build subprocess runs during that click), against a second one. ``--wait-compiled S``
 waits (up to S seconds) for the app to load its compiled forward and then times both sides compiled.
@@ -120,9 +121,10 @@ class Server:
 
 
 class RawClient:
-    """What the page does for a click, over one kept-open connection: join the queue, read the event stream to
-    the result, fetch its picture. gradio_client adds its own cost to every call (a poll loop, a new HTTPS-ready
-    client for each file): the difference of the two rows."""
+    """A minimal client over one kept-open connection and one session (as one page is): join the queue, read the
+    event stream to the result, fetching each picture once, when a message first names it (the page shows every
+    streamed preview). gradio_client adds its own cost to every call (a poll loop, a new HTTPS-ready client for
+    each file): the difference of the rows."""
 
     def __init__(self, url: str, api_name: str = "generate"):
         import httpx
@@ -131,21 +133,35 @@ class RawClient:
         self.http = httpx.Client(timeout=600)
         config = self.http.get(url.rstrip("/") + "/config").json()
         self.fn_index = next(d["id"] for d in config["dependencies"] if d.get("api_name") == api_name)
+        self.session = uuid.uuid4().hex[:12]  # a new one per call would build the session's state every time
 
     def __call__(self, *data):
-        session = uuid.uuid4().hex[:12]
         self.http.post(self.base + "/queue/join", json={"data": [*data, None], "fn_index": self.fn_index,
-                                                         "session_hash": session}).raise_for_status()
-        with self.http.stream("GET", self.base + "/queue/data", params={"session_hash": session}) as events:
+                                                         "session_hash": self.session}).raise_for_status()
+        seen = set()
+        with self.http.stream("GET", self.base + "/queue/data", params={"session_hash": self.session}) as events:
             for line in events.iter_lines():
                 message = json.loads(line[5:]) if line.startswith("data:") else {}
+                for url in set(_urls(message.get("output"))) - seen:
+                    self.http.get(url).raise_for_status()  # the picture, as the page shows it
+                    seen.add(url)
                 if message.get("msg") == "process_completed":
                     if not message.get("success", True):
                         raise RuntimeError(f"the app failed: {message.get('output')}")
-                    outputs = message["output"]["data"]
-                    self.http.get(outputs[0]["url"]).raise_for_status()  # the picture, as the page shows it
-                    return outputs
+                    return message["output"]["data"]
         raise RuntimeError("the event stream ended without a result")
+
+
+def _urls(value):
+    """The file URLs anywhere in a message's output (a streamed message's diffs hold them too)."""
+    if isinstance(value, dict):
+        if isinstance(value.get("url"), str) and "path" in value:
+            yield value["url"]
+        for v in value.values():
+            yield from _urls(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _urls(v)
 
 
 def tab_defaults(model) -> dict:
@@ -172,9 +188,9 @@ def _library_call(model, d: dict, compiled: bool):
     return ddpm.generate(model, labels, n=None if labels else d["per_class"], settings=settings).run()
 
 
-def app_call(client, name: str, d: dict):
+def app_call(client, name: str, d: dict, api_name: str = "/generate"):
     return client.predict(name, d["classes"], d["per_class"], d["sampler"], d["steps"], d["guidance"], d["seed"],
-                          api_name="/generate")
+                          api_name=api_name)
 
 
 def timed(fn) -> tuple[float, float]:
@@ -265,10 +281,12 @@ def main(argv=None) -> int:
             compiled = server.wait_compiled(args.wait_compiled)
             print(f"app's compiled forward {'loaded' if compiled else 'NOT loaded'} after "
                   f"{time.perf_counter() - began:.0f} s from start: both sides run {'compiled' if compiled else 'eager'}")
-        raw = RawClient(server.url)
+        inputs = (args.model, d["classes"], d["per_class"], d["sampler"], d["steps"], d["guidance"], d["seed"])
+        raw, page = RawClient(server.url), RawClient(server.url, "generate_stream")
         sides = {"app /generate, gradio_client": lambda: app_call(client, args.model, d),
-                 "app /generate, minimal HTTP client": lambda: raw(args.model, d["classes"], d["per_class"],
-                                                                   d["sampler"], d["steps"], d["guidance"], d["seed"]),
+                 "app /generate, minimal HTTP client": lambda: raw(*inputs),
+                 "app /generate_stream, gradio_client": lambda: app_call(client, args.model, d, "/generate_stream"),
+                 "app /generate_stream (the page's run)": lambda: page(*inputs),
                  "ddpm.generate, this process": lambda: library_call(model, d, compiled)}
         paused = {"ddpm.generate, this process"}  # the library on a quiet machine: the app's process stopped
         for fn in sides.values():  # warm-up
@@ -281,7 +299,7 @@ def main(argv=None) -> int:
         library = [statistics.median(t[i] for t in times["ddpm.generate, this process"]) for i in (0, 1)]
         for name, ts in times.items():
             wall, cpu = (statistics.median(t[i] for t in ts) for i in (0, 1))
-            print(f"{name:36s} median {wall:.3f} s ({wall / library[0]:.2f}x the library; this process's CPU "
+            print(f"{name:38s} median {wall:.3f} s ({wall / library[0]:.2f}x the library; this process's CPU "
                   f"{cpu:.3f} s)   ({', '.join(f'{t[0]:.2f}' for t in ts)})")
         print("target: gradio_client at most 1.2x the library")
     finally:

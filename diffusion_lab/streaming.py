@@ -8,6 +8,7 @@ sent there).
 """
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import math
@@ -32,6 +33,7 @@ except ImportError:  # pragma: no cover - spaces is in requirements.txt
 
 MAX_FRAMES = 60          # steps kept per run for the scrubber (all up to 60, evenly thinned beyond)
 PREVIEW_SECONDS = 0.5    # at most 2 streamed previews a second (each is drawn, encoded and fetched)
+TICK_SECONDS = 0.1       # at most 10 progress-bar updates a second (each is a message to the client)
 SO_FAR = " · predicted x0 so far"  # the end of a running Generate status
 PICTURES = (gr.Image, gr.Gallery, gr.File)  # outputs that a client downloads, file by file
 
@@ -102,6 +104,47 @@ def handler(fn: Callable, lab, outputs: dict[str, gr.components.Component] | Non
     return user_errors(event)
 
 
+_whole = contextvars.ContextVar("whole", default=False)  # set while ``plain`` runs a generator: no previews
+
+
+def plain(fn: Callable, lab, outputs: dict[str, gr.components.Component]) -> Callable:
+    """The event function of a generator handler ``fn`` (as ``handler`` makes it) that returns the run's result
+    in one message, for an API caller that wants the result, not the run: ``stream_job`` draws no previews meanwhile
+    (a gr.Progress still moves), and the outputs are every yield's names merged, the last value of each.
+
+    A client downloads every picture of every message it is sent, and a generator's result comes twice (its
+    last yield, then the end of the stream), so a plain call is the cheapest one (docs/MEASUREMENTS.md, "The app
+    over the library"). It cannot be stopped midway: the streamed event is."""
+    if not inspect.isgeneratorfunction(fn):
+        raise TypeError(f"{fn.__name__} is not a generator: handler() already returns its result in one message")
+
+    def whole(lab, *args):
+        token = _whole.set(True)
+        try:
+            merged, last = {}, None
+            for last in fn(lab, *args):
+                if isinstance(last, dict):
+                    merged.update(last)
+            return merged if isinstance(last, dict) else last
+        finally:
+            _whole.reset(token)
+    functools.update_wrapper(whole, fn)
+    del whole.__wrapped__
+    whole.__signature__ = inspect.signature(fn)
+    return handler(whole, lab, outputs)
+
+
+def events(button: gr.Button, hidden: gr.Button, fn: Callable, lab, inputs: list, outputs: dict, api_name: str,
+           **kwargs):
+    """A run's two events: ``button``'s (the page's run button) streams ``fn``'s steps and previews and can be
+    stopped (``/{api_name}_stream``); ``hidden``'s (a button never shown) is ``/{api_name}``, the same run returned
+    whole (``plain``), what ``predict`` wants. Returns the streamed event; ``kwargs`` go to both."""
+    event = button.click(handler(fn, lab, outputs), inputs, list(outputs.values()), api_name=f"{api_name}_stream",
+                         **kwargs)
+    hidden.click(plain(fn, lab, outputs), inputs, list(outputs.values()), api_name=api_name, **kwargs)
+    return event
+
+
 def from_api(request: gr.Request | None) -> bool:
     """Whether a call comes from an API client (gradio_client), not the page."""
     return request is not None and (request.headers or {}).get("x-gradio-user") == "api"
@@ -116,21 +159,30 @@ def stream_job(job: ddpm.Job, tick: Callable, preview: Callable) -> Generator[di
     """Run a job inside a handler's generator (``x, frames = yield from stream_job(...)``): ``tick(step)`` after
     every step, and now and then (the first step, then at most every PREVIEW_SECONDS) it yields the handler's
     outputs ``preview(step, status, first)`` (a dict of names) for a "step k/N · t = T" status and, for a
-    picture, the step's x0. Those yields are where a Stop takes effect. Returns the result and the recorded
-    frames (``ddpm.Recorder.frames()``)."""
-    recorder, last = ddpm.Recorder(every=every(job)), None
+    picture, the step's x0. Those yields are where a Stop takes effect; a run returned whole (``plain``) draws
+    none. Returns the result and the recorded frames (``ddpm.Recorder.frames()``)."""
+    recorder, last, quiet = ddpm.Recorder(every=every(job)), None, _whole.get()
     for step in job:
         recorder(step)
         tick(step)
-        if last is None or time.perf_counter() - last >= PREVIEW_SECONDS:
+        if not quiet and (last is None or time.perf_counter() - last >= PREVIEW_SECONDS):
             yield preview(step, f"step {step.index + 1}/{step.total} · t = {step.t}", last is None)
             last = time.perf_counter()
     return step.x_next, recorder.frames()
 
 
 def ticker(progress) -> Callable:
-    """A step callback that moves a gr.Progress bar."""
-    return lambda step: progress((step.index + 1, step.total), desc="denoising")
+    """A step callback that moves a gr.Progress bar: the first and last steps, and at most every TICK_SECONDS
+    between (each update is a message; 20 steps in 0.6 s sent 20)."""
+    last = -math.inf
+
+    def tick(step):
+        nonlocal last
+        now = time.perf_counter()
+        if step.index == 0 or step.index + 1 == step.total or now - last >= TICK_SECONDS:
+            progress((step.index + 1, step.total), desc="denoising")
+            last = now
+    return tick
 
 
 def stopped(status: str):

@@ -57,10 +57,12 @@ def test_the_api_parameters_stay_as_they_were(client):
                 "/hybrid": ["model", "low", "high", "sigma", "count", *sampling, "candidates", "high_guidance"]}
     for name, params in expected.items():
         assert [p["parameter_name"] for p in api[name]["parameters"]] == params, name
+        if name != "/forward":  # a run: its streamed twin takes the same
+            assert [p["parameter_name"] for p in api[f"{name}_stream"]["parameters"]] == params, name
 
 
 def test_generate_defaults_stream_a_preview_then_a_labelled_grid_and_a_gif(client):
-    job = client.submit(api_name="/generate")
+    job = client.submit(api_name="/generate_stream")
     outputs = list(job)
     assert len(outputs) >= 2, "a preview must be streamed before the final grid"
     assert outputs[0][1].startswith("step 1/20")
@@ -79,6 +81,24 @@ def test_generate_defaults_stream_a_preview_then_a_labelled_grid_and_a_gif(clien
     # x_t is noise for half a run: each frame shows the predicted x0 beside it (two grids at the GIF's scale)
     one = 4 + 10 * (28 * 2 + 4)
     assert gif.width == 2 * one + 8, gif.size
+
+
+def test_generate_returns_the_streamed_run_whole_in_one_message(client):
+    """/generate is /generate_stream's run (the page's) without its steps: one message, the same grid and
+    status, the same session state (its downloads, its texts)."""
+    args = {"classes": ["3", "8"], "per_class": 1, **FAST, "seed": 4}
+    streamed = client.submit(**args, api_name="/generate_stream")
+    streamed.result()
+    texts = client.predict(api_name="/generate_texts")
+    job = client.submit(**args, api_name="/generate")
+    image, status = job.result()
+    assert len(job.outputs()) == 1, "one message: the result"
+    assert status.split(" · ")[:-1] == streamed.outputs()[-1][1].split(" · ")[:-1]  # all but the seconds
+    assert np.array_equal(np.asarray(Image.open(image)), np.asarray(Image.open(streamed.outputs()[-1][0])))
+    assert client.predict(api_name="/generate_texts") == texts
+    png, gif = client.predict(api_name="/generate_downloads")
+    assert np.array_equal(np.asarray(Image.open(png)), np.asarray(Image.open(image)))
+    assert Image.open(gif).n_frames == FAST["steps"] + 1
 
 
 def test_two_classes_of_eight_make_two_rows_not_a_strip(client):
@@ -191,7 +211,8 @@ def wait_for_output(job, seconds=60):
 
 
 @pytest.mark.parametrize("api, args, at", [
-    ("/sdedit", {"strengths": [1.0]}, 2), ("/inpaint", {"repaint": False}, 2), ("/anagram", {}, 1), ("/hybrid", {}, 2)])
+    ("/sdedit_stream", {"strengths": [1.0]}, 2), ("/inpaint_stream", {"repaint": False}, 2), ("/anagram_stream", {}, 1),
+    ("/hybrid_stream", {}, 2)])
 def test_every_run_streams_its_step_and_can_be_stopped(client, api, args, at):
     """Each tab's run reports "step k/N" while it works, and a Stop (a cancel) ends it there."""
     job = client.submit(sampler="ddpm", steps=1000, **args, api_name=api)
@@ -205,7 +226,7 @@ def test_every_run_streams_its_step_and_can_be_stopped(client, api, args, at):
 
 
 def test_generate_can_be_stopped_and_the_queue_moves_on(client):
-    job = client.submit(sampler="ddpm", steps=1000, api_name="/generate")
+    job = client.submit(sampler="ddpm", steps=1000, api_name="/generate_stream")
     outputs = wait_for_output(job)
     assert outputs and outputs[0][1].startswith("step 1/1000")
     assert job.cancel()
@@ -214,14 +235,14 @@ def test_generate_can_be_stopped_and_the_queue_moves_on(client):
 
 
 def test_repaint_says_why_it_counts_more_steps_than_asked(client):
-    job = client.submit(sampler="ddim", steps=30, api_name="/inpaint")
+    job = client.submit(sampler="ddim", steps=30, api_name="/inpaint_stream")
     job.result()
     first = job.outputs()[0][2]
     assert first.startswith("step 1/80 · t = ") and first.endswith(" (RePaint: 30 steps, going back to redo stretches)")
 
 
 def test_sdedit_shows_each_strength_as_it_finishes(client):
-    job = client.submit(strengths=[0.2, 1.0], **FAST, api_name="/sdedit")
+    job = client.submit(strengths=[0.2, 1.0], **FAST, api_name="/sdedit_stream")
     outputs = list(job)
     second = next(o for o in outputs if o[2].startswith("strength 1: step 1/"))
     assert len(second[0]) == 1, "the strength-0.2 result is shown while strength 1 runs"

@@ -204,9 +204,10 @@ def client():
 
 def test_branch_takes_the_original_settings_the_step_and_the_changes(client):
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    assert [p["parameter_name"] for p in api["/branch"]["parameters"]] == [
-        "model", "classes", "per_class", "sampler", "steps", "guidance", "seed", "at_step",
-        "class_after", "guidance_after", "seed_after", "sampler_after"]
+    for name in ("/branch", "/branch_stream"):
+        assert [p["parameter_name"] for p in api[name]["parameters"]] == [
+            "model", "classes", "per_class", "sampler", "steps", "guidance", "seed", "at_step",
+            "class_after", "guidance_after", "seed_after", "sampler_after"], name
 
 
 def test_branch_with_the_same_settings_gives_the_generated_grid(client):

@@ -35,19 +35,22 @@ def client():
     torch.set_num_threads(threads)
 
 
-def run(client, **kwargs):
-    job = client.submit(api_name="/compare", **{"n": 2, "steps": 3, **kwargs})
-    return list(job), job.result()
+def run(client, api="/compare_stream", **kwargs):
+    job = client.submit(api_name=api, **{"n": 2, "steps": 3, **kwargs})
+    result = job.result()
+    return job.outputs(), result
 
 
 def test_compare_is_an_endpoint_with_named_parameters(client):
-    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/compare"]
-    assert [p["parameter_name"] for p in api["parameters"]] == ["model", "classes", "vary", "values", "n", "sampler",
-                                                                "steps", "guidance", "seed"]
+    for name in ("/compare", "/compare_stream"):
+        api = client.view_api(return_format="dict", print_info=False)["named_endpoints"][name]
+        assert [p["parameter_name"] for p in api["parameters"]] == ["model", "classes", "vary", "values", "n",
+                                                                    "sampler", "steps", "guidance", "seed"]
 
 
 def test_every_sampler_starts_from_the_same_noise_and_climbs_to_its_own_result(client):
-    _, (status, view, files) = run(client, values="")  # empty: every sampler the library has
+    outputs, (status, view, files) = run(client, "/compare", values="")  # empty: every sampler the library has
+    assert len(outputs) == 1, "/compare: the result whole, in one message (/compare_stream streams it)"
     labels = dict((name, text) for text, name in SAMPLER_LABELS)
     assert [c["label"] for c in view["columns"]] == [labels[name] for name in ddpm.SAMPLERS]
     assert status.startswith(f"Done: mnist · {len(ddpm.SAMPLERS)} samplers · 2 images each")

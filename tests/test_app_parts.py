@@ -139,6 +139,43 @@ def test_handlers_send_named_outputs_and_refuse_unknown_names(models):
         list(streaming.handler(unknown, None, outputs)())
 
 
+
+def test_a_run_returned_whole_merges_its_yields_and_draws_no_previews(models):
+    """``streaming.plain``: the last value of every name any yield gave, and no preview drawn meanwhile."""
+    job_settings = ddpm.Settings(sampler="ddim", steps=4)
+    drawn = []
+
+    def preview(step, status, first):
+        drawn.append(step)
+        return {"status": status}
+
+    def fn(lab, value, progress=None):
+        yield {"status": "starting", "image": "PREVIEW"}
+        job = ddpm.generate(models["mnist"], ["1"], settings=job_settings)
+        x, _ = yield from streaming.stream_job(job, lambda step: None, preview)
+        yield {"status": f"done {value}", "seen": x.shape[0]}
+    outputs = {"status": "STATUS-BOX", "image": "IMAGE-BOX", "seen": "SEEN-BOX"}
+    assert streaming.plain(fn, "LAB", outputs)(7) == {"STATUS-BOX": "done 7", "IMAGE-BOX": "PREVIEW", "SEEN-BOX": 1}
+    assert drawn == [], "a run returned whole draws no previews"
+    streamed = list(streaming.handler(fn, "LAB", outputs)(7))
+    assert len(drawn) >= 1 and streamed[1] == {"STATUS-BOX": "step 1/4 · t = 999"}, "the streamed run does"
+    assert list(inspect.signature(streaming.plain(fn, "LAB", outputs)).parameters) == ["value", "progress",
+                                                                                        "request"]
+    with pytest.raises(TypeError, match="not a generator"):
+        streaming.plain(lambda lab: {}, "LAB", outputs)
+
+
+def test_the_progress_bar_moves_at_most_ten_times_a_second(monkeypatch):
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr(streaming, "time", SimpleNamespace(perf_counter=lambda: clock.now))
+    moves = []
+    tick = streaming.ticker(lambda done, desc: moves.append(done[0]))
+    for i in range(200):  # 200 steps in 1 s: one every 5 ms
+        clock.now = i * 0.005
+        tick(SimpleNamespace(index=i, total=200))
+    assert moves[0] == 1 and moves[-1] == 200, "the first and the last step always show"
+    assert 10 <= len(moves) <= 12 and moves == sorted(moves)
+
 # -- examples that follow the model -------------------------------------------------------------------------
 def test_an_untouched_example_follows_the_model_and_a_user_picture_stays():
     """After a model switch the image boxes show the new model's first example, but only while they show

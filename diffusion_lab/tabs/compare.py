@@ -27,7 +27,7 @@ from ..controls import SAMPLERS as SAMPLER_LABELS
 from ..follow import follow_model, model_sampling_controls
 from ..inputs import class_list, plural, real, whole
 from ..lab import UI, Lab, out_dir
-from ..streaming import handler, stops
+from ..streaming import events, stops
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 VARY = [("Sampler", "sampler"), ("Steps", "steps"), ("Guidance", "guidance")]
@@ -247,6 +247,7 @@ def create(ui: UI):
                 with gr.Row():
                     run = gr.Button("Compare", variant="primary", elem_id="cmp-run")
                     stop = gr.Button("Stop", variant="stop", elem_id="cmp-stop")
+                    whole = gr.Button(visible=False)  # /compare: the run returned whole (streaming.events)
         gr.Examples([["sampler", DEFAULT_VALUES["sampler"], DEFAULT_STEPS, DEFAULT_IMAGES],
                      ["steps", DEFAULT_VALUES["steps"], DEFAULT_STEPS, 4], ["steps", "1000, 20", 20, 2],
                      ["guidance", DEFAULT_VALUES["guidance"], DEFAULT_STEPS, DEFAULT_IMAGES]],
@@ -261,9 +262,8 @@ def create(ui: UI):
     vary.change(lambda v: [gr.update(interactive=v != key) for key in ("sampler", "steps", "guidance")], vary, held,
                 api_visibility="private", queue=False)
     outputs = {"status": status, "view": view, "files": files}
-    event = run.click(handler(compare, lab, outputs),
-                      [ui.model, classes, vary, values, n, *sampling.inputs, ui.session], list(outputs.values()),
-                      api_name="compare", show_progress_on=status, concurrency_id="model")
+    event = events(run, whole, compare, lab, [ui.model, classes, vary, values, n, *sampling.inputs, ui.session],
+                   outputs, "compare", show_progress_on=status, concurrency_id="model")
     stops(stop, event, status)
     follow_model(ui, classes, lambda m: m.classes, lambda m: m.classes[:DEFAULT_IMAGES], multiselect=True)
 

@@ -20,7 +20,7 @@ from ..follow import follow_model, model_sampling_controls
 from ..inputs import class_list, plural, run_text, user_errors, whole
 from ..lab import UI, Lab, out_dir
 from ..runs import Replay, Run, chart_lines, frame_steps, generate_job, tracks_from
-from ..streaming import SO_FAR, handler, stream_job, stops, ticker
+from ..streaming import SO_FAR, events, stream_job, stops, ticker
 
 MAX_PER_CLASS = 8
 MAX_COLUMNS = 12
@@ -197,6 +197,7 @@ def create(ui: UI):
                 with gr.Row():
                     run = gr.Button("Generate", variant="primary", elem_id="gen-run")
                     stop = gr.Button("Stop", variant="stop", elem_id="gen-stop")
+                    whole = gr.Button(visible=False)  # /generate: the run returned whole (streaming.events)
             with gr.Column(scale=3, min_width=300):
                 status = gr.Textbox(label="Status", interactive=False, elem_id="gen-status")
                 image = gr.Image(label="Samples", type="pil", format="png", elem_id="gen-image", height=440,
@@ -214,8 +215,8 @@ def create(ui: UI):
             gr.Examples(rows, [ui.model, classes, per_class, *sampling.inputs], label="Examples", example_labels=labels)
     outputs = {"image": image, "status": status, "run": ui.last_run, "downloads": pending, **repro.outputs}
     run.click(lambda: None, None, files, api_visibility="private", queue=False)  # not the last run's files
-    event = run.click(handler(generate, lab, outputs), [ui.model, classes, per_class, *sampling.inputs, ui.session],
-                      list(outputs.values()), api_name="generate", show_progress_on=status, concurrency_id="model")
+    event = events(run, whole, generate, lab, [ui.model, classes, per_class, *sampling.inputs, ui.session], outputs,
+                   "generate", show_progress_on=status, concurrency_id="model")
     pending.change(user_errors(downloads), pending, files, api_name="generate_downloads",
                    concurrency_id="model", show_progress="hidden")
     stops(stop, event, status)

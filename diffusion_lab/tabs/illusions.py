@@ -18,7 +18,7 @@ from ..follow import model_or_none
 from ..inputs import real, run_text, target_class, whole
 from ..lab import UI, Lab
 from ..runs import Run, reading_lines, tracks_from
-from ..streaming import handler, stops, stream_job, ticker
+from ..streaming import events, stops, stream_job, ticker
 
 # Pairs that make good illusions with the bundled models: ddpm.illusions.PRESETS, measured with
 # `python -m ddpm evaluate-illusions` (docs/MEASUREMENTS.md); the first of each works on the first try; other
@@ -206,6 +206,7 @@ def anagram_column(ui: UI):
     with gr.Row():
         run = gr.Button("Make anagram", variant="primary", elem_id="anagram-run")
         stop = gr.Button("Stop", variant="stop", elem_id="anagram-stop")
+        whole = gr.Button(visible=False)  # /anagram: the run returned whole (streaming.events)
     status = gr.Textbox(label="Status", interactive=False, elem_id="anagram-status")
     result = gr.Image(label="Each image as is, and transformed", type="pil", format="png", height=300,
                       interactive=False, elem_id="anagram-result", buttons=["download"], elem_classes="picture")
@@ -217,10 +218,9 @@ def anagram_column(ui: UI):
     gr.Examples(rows, [ui.model, class_a, class_b, view], label="Examples",
                 example_labels=[f"{m}: {a} / {b} {view_label(v)}" for m, a, b, v in rows])
     outputs = {"result": result, "status": status, "run": ui.last_run, **repro.outputs}
-    event = run.click(handler(anagram, ui.lab, outputs),
-                      [ui.model, class_a, class_b, view, count, *sampling.inputs, candidates, view_guidance, ui.session],
-                      list(outputs.values()),
-                      api_name="anagram", show_progress_on=status, concurrency_id="model")
+    event = events(run, whole, anagram, ui.lab,
+                   [ui.model, class_a, class_b, view, count, *sampling.inputs, candidates, view_guidance, ui.session],
+                   outputs, "anagram", show_progress_on=status, concurrency_id="model")
     stops(stop, event, status)
     follow_illusion(ui, class_a, class_b, view, ANAGRAMS, "rot180", views=True)
     return event
@@ -248,6 +248,7 @@ def hybrid_column(ui: UI):
     with gr.Row():
         run = gr.Button("Make hybrid", variant="primary", elem_id="hybrid-run")
         stop = gr.Button("Stop", variant="stop", elem_id="hybrid-stop")
+        whole = gr.Button(visible=False)  # /hybrid: the run returned whole (streaming.events)
     status = gr.Textbox(label="Status", interactive=False, elem_id="hybrid-status")
     large = gr.Image(label="Up close", type="pil", elem_id="hybrid-large", format="png", height=240, interactive=False, buttons=["download"],
                      elem_classes="picture")
@@ -259,9 +260,9 @@ def hybrid_column(ui: UI):
     gr.Examples(rows, [ui.model, low, high, sigma], label="Examples",
                 example_labels=[f"{m}: {lo} from afar, {hi} up close" for m, lo, hi, _ in rows])
     outputs = {"large": large, "small": small, "status": status, "run": ui.last_run, **repro.outputs}
-    event = run.click(handler(hybrid, ui.lab, outputs),
-                      [ui.model, low, high, sigma, count, *sampling.inputs, candidates, high_guidance, ui.session],
-                      list(outputs.values()), api_name="hybrid", show_progress_on=status, concurrency_id="model")
+    event = events(run, whole, hybrid, ui.lab,
+                   [ui.model, low, high, sigma, count, *sampling.inputs, candidates, high_guidance, ui.session],
+                   outputs, "hybrid", show_progress_on=status, concurrency_id="model")
     stops(stop, event, status)
     follow_illusion(ui, low, high, sigma, HYBRIDS, 0.0)
     return event

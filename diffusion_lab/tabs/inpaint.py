@@ -15,7 +15,7 @@ from ..follow import follow_examples, follow_target
 from ..inputs import NONE, run_text, target_class
 from ..lab import UI, Lab
 from ..runs import Replay, Run, chart_lines, frame_steps, inpaint_job, tracks_from
-from ..streaming import handler, stops, stream_job, ticker
+from ..streaming import events, stops, stream_job, ticker
 from ..uploads import MASK_RGB, inpaint_input
 
 
@@ -70,6 +70,7 @@ def create(ui: UI):
                 with gr.Row():
                     run = gr.Button("Inpaint", variant="primary", elem_id="inpaint-run")
                     stop = gr.Button("Stop", variant="stop", elem_id="inpaint-stop")
+                    whole = gr.Button(visible=False)  # /inpaint: the run returned whole (streaming.events)
             with gr.Column(scale=2, min_width=300):
                 status = gr.Textbox(label="Status", interactive=False, elem_id="inpaint-status")
                 seen = gr.Image(label="image and mask as the model sees them", type="numpy", format="png",
@@ -81,9 +82,9 @@ def create(ui: UI):
         image_examples(ui.model, editor, examples, "Test-set examples (lower half masked)")
     follow_examples(ui, editor, examples)
     outputs = {"seen": seen, "result": result, "status": status, "run": ui.last_run, **repro.outputs}
-    event = run.click(handler(inpaint, ui.lab, outputs),
-                      [ui.model, editor, target_box, repaint, count, *sampling.inputs, ui.session],
-                      list(outputs.values()), api_name="inpaint", show_progress_on=status, concurrency_id="model")
+    event = events(run, whole, inpaint, ui.lab,
+                   [ui.model, editor, target_box, repaint, count, *sampling.inputs, ui.session], outputs, "inpaint",
+                   show_progress_on=status, concurrency_id="model")
     stops(stop, event, status)
     follow_target(ui, target_box)
     ui.runs.append(event)

@@ -13,7 +13,7 @@ from ..follow import follow_examples, follow_target
 from ..inputs import NONE, real, run_text, target_class
 from ..lab import UI, Lab
 from ..runs import Run, scrub_value, scrubber, tracks_from
-from ..streaming import handler, stops, stream_job
+from ..streaming import events, stops, stream_job
 from ..uploads import sketch, sketch_picture
 
 STRENGTH_CHOICES = [round(0.1 * k, 1) for k in range(1, 11)]
@@ -86,6 +86,7 @@ def create(ui: UI):
                 with gr.Row():
                     run = gr.Button("Run SDEdit", variant="primary", elem_id="sdedit-run")
                     stop = gr.Button("Stop", variant="stop", elem_id="sdedit-stop")
+                    whole = gr.Button(visible=False)  # /sdedit: the run returned whole (streaming.events)
             with gr.Column(scale=3, min_width=300):
                 status = gr.Textbox(label="Status", interactive=False, elem_id="sdedit-status")
                 with gr.Row():
@@ -100,9 +101,8 @@ def create(ui: UI):
         image_examples(ui.model, image, examples)
     follow_examples(ui, image, examples)
     outputs = {"gallery": gallery, "seen": seen, "status": status, "run": ui.last_run, **repro.outputs}
-    event = run.click(handler(sdedit, ui.lab, outputs),
-                      [ui.model, image, target_box, strengths, *sampling.inputs, ui.session], list(outputs.values()),
-                      api_name="sdedit", show_progress_on=status, concurrency_id="model")
+    event = events(run, whole, sdedit, ui.lab, [ui.model, image, target_box, strengths, *sampling.inputs, ui.session],
+                   outputs, "sdedit", show_progress_on=status, concurrency_id="model")
     run.click(lambda: None, None, steps, api_visibility="private", queue=False)  # not the last run's beside this one
     event.success(lambda run: scrub_value(run, grid=False, px=84), ui.last_run, steps, api_visibility="private", queue=False)
     stops(stop, event, status)

@@ -15,7 +15,7 @@ from ..controls import SAMPLERS
 from ..inputs import class_list, real, run_text, seed_number, target_class, whole
 from ..lab import UI, Lab
 from ..runs import Replay, Run, chart_lines, generate_job, scrub_value, scrubber, tracks_from
-from ..streaming import handler, stream_job, ticker
+from ..streaming import events, handler, stream_job, ticker
 from . import generate as gen
 
 SAME = "(same)"       # a branch control's "keep the original's"
@@ -153,14 +153,14 @@ def create(ui: UI):
                           gr.Number(guidance0), gr.Number(0, precision=0), gr.Number(10, precision=0),
                           gr.Textbox(SAME), gr.Number(KEEP), gr.Number(KEEP, precision=0), gr.Textbox(SAME)]
             api_image = gr.Image(type="pil", format="png")
-            api_button = gr.Button()
+            api_button, api_whole = gr.Button(), gr.Button()  # /branch_stream, /branch (streaming.events)
     shown = [html, controls, label, guidance, seed, sampler]
     html.submit(handler(continue_from, lab, {"run": ui.last_run, "scrub": html, "status": status}),
                 [ui.last_run, label, guidance, seed, sampler, ui.session], [ui.last_run, html, status],
                 api_visibility="private", show_progress_on=status, concurrency_id="model")
-    api_button.click(handler(branch, lab, {"image": api_image, "run": ui.last_run, "status": status}),
-                     [*api_inputs, ui.session], [api_image, ui.last_run, status], api_name="branch",
-                     show_progress_on=status, concurrency_id="model")
+    events(api_button, api_whole, branch, lab, [*api_inputs, ui.session],
+           {"image": api_image, "run": ui.last_run, "status": status}, "branch", show_progress_on=status,
+           concurrency_id="model")
 
     def follow(event):
         event.success(lambda run, session: show_run(lab, run, session), [ui.last_run, ui.session], shown,
