@@ -8,15 +8,18 @@ sent there).
 """
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import inspect
 import math
+import threading
 import time
 from collections.abc import Callable, Generator
 
 import gradio as gr
 import torch
+from gradio.context import LocalContext
 
 import ddpm
 
@@ -50,6 +53,7 @@ def handler(fn: Callable, lab, outputs: dict[str, gr.components.Component] | Non
     that ``predict`` never returns. The page gets every preview."""
     params = list(inspect.signature(fn).parameters.values())[1:]  # gr.Progress is found in the signature
     pictures = {name for name, c in (outputs or {}).items() if isinstance(c, PICTURES)}
+    box = getattr((outputs or {}).get("status"), "_id", None)  # what a Stop names the run by (``stops``)
 
     def named(result):
         if outputs is None or not isinstance(result, dict):
@@ -72,17 +76,18 @@ def handler(fn: Callable, lab, outputs: dict[str, gr.components.Component] | Non
 
         def event(*args, **kwargs):
             args, request = split(args, kwargs)
-            if not (pictures and from_api(request)):
+            with _running(request, box), contextlib.suppress(Stopped):
+                if not (pictures and from_api(request)):
+                    for result in on_gpu(*args):
+                        yield named(result)
+                    return
+                held = None  # a result is the last one only once the generator ends: each is sent one step late
                 for result in on_gpu(*args):
-                    yield named(result)
-                return
-            held = None  # a result is the last one only once the generator ends: each is sent one step late
-            for result in on_gpu(*args):
-                if isinstance(held, dict) and (light := {k: v for k, v in held.items() if k not in pictures}):
-                    yield named(light)
-                held = result
-            if held is not None:
-                yield named(held)
+                    if isinstance(held, dict) and (light := {k: v for k, v in held.items() if k not in pictures}):
+                        yield named(light)
+                    held = result
+                if held is not None:
+                    yield named(held)
     else:
         def run(*args, **kwargs):
             return compute.call(fn, lab, *args, **kwargs)
@@ -165,8 +170,13 @@ def stream_job(job: ddpm.Job, tick: Callable, preview: Callable) -> Generator[di
     for step in job:
         recorder(step)
         tick(step)
+        status = f"step {step.index + 1}/{step.total} · t = {step.t}"
+        if stop_asked():
+            shown = preview(step, status, last is None)
+            yield {**shown, "status": halt(shown.get("status", status))}
+            raise Stopped
         if not quiet and (last is None or time.perf_counter() - last >= PREVIEW_SECONDS):
-            yield preview(step, f"step {step.index + 1}/{step.total} · t = {step.t}", last is None)
+            yield preview(step, status, last is None)
             last = time.perf_counter()
     return step.x_next, recorder.frames()
 
@@ -197,6 +207,90 @@ def stopped(status: str):
     return f"Stopped at {status}"
 
 
+# -- Stop ---------------------------------------------------------------------------------------------------
+STOP_WAIT = 10.0  # seconds a Stop waits for its run to reach the end of a step and say where it stopped
+
+
+class Stopped(Exception):
+    """Raised by a run once its Stop was pressed (after yielding where it stopped: ``halt``); ``handler`` ends
+    the run there."""
+
+
+class _Run:
+    def __init__(self):
+        self.asked, self.said, self.over = False, None, threading.Event()
+
+
+_lock = threading.Lock()
+_runs: dict[tuple[str, int], _Run] = {}  # (session, the tab's status box) -> its run in progress
+_events: dict[str, _Run] = {}            # the same runs by their Gradio event id
+
+
+@contextlib.contextmanager
+def _running(request: gr.Request | None, box: int | None):
+    """Name the event in progress by its session and status box while it runs, for a Stop to find it."""
+    event_id, key = LocalContext.event_id.get(None), (getattr(request, "session_hash", None), box)
+    if event_id is None or None in key:
+        yield
+        return
+    run = _Run()
+    with _lock:
+        _runs[key] = _events[event_id] = run
+    try:
+        yield
+    finally:
+        run.over.set()
+        with _lock:
+            if _runs.get(key) is run:
+                del _runs[key]
+            _events.pop(event_id, None)
+
+
+def stop_asked() -> bool:
+    """Whether the Stop of the run in progress here was pressed (asked on the torch thread, in the run's context:
+    a run that no Stop names, an API call's or one on a borrowed GPU, never is). A run that is asked yields its
+    step with ``halt``'s status and raises Stopped."""
+    run = _events.get(LocalContext.event_id.get(None))
+    return run is not None and run.asked
+
+
+def halt(status: str) -> str:
+    """The status of the run in progress stopped at ``status`` ("Stopped at ..."), and the answer its Stop,
+    waiting, gives."""
+    said = stopped(status)
+    said = said if isinstance(said, str) else status
+    if (run := _events.get(LocalContext.event_id.get(None))) is not None:
+        run.said = said
+        run.over.set()
+    return said
+
+
 def stops(button: gr.Button, event, status) -> None:
-    """Make ``button`` cancel ``event`` (a generator handler's run, which stops at its next yield) and say where."""
-    button.click(stopped, status, status, cancels=[event], api_visibility="private", queue=False)
+    """Make ``button`` stop ``event`` (a generator handler's run) and say where. The run is asked to stop at the
+    end of its step (``stop_asked``), yields that step with its "Stopped at" status, and the Stop's answer is that
+    status, given once the run has said it: every preview the run sent before is on the page by then. The cancel
+    takes a run still in the queue out of it and ends the stream. (The cancel alone lost the status now and then:
+    a preview sent while the Stop was on its way came after the Stop's "Stopped at step 1" and left the box on
+    "step 4/20", the first run after a server starts most of all, in Chromium.)"""
+    box = status._id
+
+    def stop(text, request: gr.Request):
+        return answer(ask_stop(getattr(request, "session_hash", None), box), text)
+    button.click(stop, status, status, cancels=[event], api_visibility="private", queue=False)
+
+
+def ask_stop(session: str | None, box: int) -> _Run | None:
+    """Ask the run in progress of this session's tab (named by its status box) to stop; None: none is running."""
+    with _lock:
+        run = _runs.get((session, box))
+        if run is not None:
+            run.asked = True
+    return run
+
+
+def answer(run: _Run | None, status: str):
+    """A Stop's status: where ``run`` stopped, once it has said so (at most STOP_WAIT seconds), else ``stopped``
+    of the status the page showed."""
+    if run is not None and run.over.wait(STOP_WAIT) and run.said:
+        return run.said
+    return stopped(status)

@@ -176,6 +176,37 @@ def test_the_progress_bar_moves_at_most_ten_times_a_second(monkeypatch):
     assert moves[0] == 1 and moves[-1] == 200, "the first and the last step always show"
     assert 10 <= len(moves) <= 12 and moves == sorted(moves)
 
+
+class Box:  # a status box as ``streaming`` sees one: its id names the tab's run for a Stop
+    _id = 7
+
+
+def test_a_stop_ends_the_run_at_its_next_step_with_where_it_stopped(models):
+    """The Stop of a tab's run (``streaming.stops``) asks it to stop; it yields its next step with a "Stopped at"
+    status, ends, and the Stop answers that same status; a later run is not stopped by it."""
+    def fn(lab, value):
+        job = ddpm.generate(models["mnist"], ["1"], settings=ddpm.Settings(sampler="ddpm", steps=200))
+        yield from streaming.stream_job(job, lambda step: None, lambda step, status, first: {"status": status})
+        yield {"status": "Done"}
+    box = Box()
+    event = streaming.handler(fn, "LAB", {"status": box})
+    request = SimpleNamespace(session_hash="S", headers={})
+    token = streaming.LocalContext.event_id.set("E1")  # what Gradio sets for each event
+    try:
+        run = event(5, request)
+        assert next(run) == {box: "step 1/200 · t = 999"}
+        asked = streaming.ask_stop("S", Box._id)
+        assert asked is not None and streaming.ask_stop("other session", Box._id) is None
+        last = list(run)
+        assert last == [{box: "Stopped at step 2/200 · t = 994"}], "the next step, said, then the end"
+        assert streaming.answer(asked, "step 1/200 · t = 999") == "Stopped at step 2/200 · t = 994"
+        assert streaming.ask_stop("S", Box._id) is None, "a run over is no longer named"
+        streaming.LocalContext.event_id.set("E2")
+        assert list(event(5, request))[-1] == {box: "Done"}, "the next run is not stopped by the last one's Stop"
+    finally:
+        streaming.LocalContext.event_id.reset(token)
+    assert streaming.answer(None, "step 9/20 · t = 500") == "Stopped at step 9/20 · t = 500"
+
 # -- examples that follow the model -------------------------------------------------------------------------
 def test_an_untouched_example_follows_the_model_and_a_user_picture_stays():
     """After a model switch the image boxes show the new model's first example, but only while they show

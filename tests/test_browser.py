@@ -177,8 +177,8 @@ def test_generate_then_scrub_the_steps(page, bundled):
 
 
 def test_stop_says_where_the_run_stopped_and_offers_no_old_downloads(page):
-    """After a finished run (the test above) a second, long one is stopped: the status says at which step,
-    and the first run's downloads are gone (they would pass for this one's)."""
+    """After a finished run (the test above) a second, long one is stopped: the status says at which step, and
+    stays, and the first run's downloads are gone (they would pass for this one's)."""
     open_tab(page, "Generate")
     steps = page.locator("#gen-steps input[type=number]")
     steps.fill("1000")
@@ -188,6 +188,8 @@ def test_stop_says_where_the_run_stopped_and_offers_no_old_downloads(page):
     page.locator("#gen-stop").click()
     status = wait_done(page, "gen-status", prefix="Stopped at step ")
     assert status.endswith("not a finished sample") and "/1000" in status
+    page.wait_for_timeout(1500)  # three previews' time: none still on its way may take the status back
+    assert page.locator("#gen-status textarea").input_value() == status
     assert page.locator("#gen-files a").count() == 0
     steps.fill("20")
     steps.press("Enter")

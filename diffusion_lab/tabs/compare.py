@@ -27,7 +27,7 @@ from ..controls import SAMPLERS as SAMPLER_LABELS
 from ..follow import follow_model, model_sampling_controls
 from ..inputs import class_list, plural, real, whole
 from ..lab import UI, Lab, out_dir
-from ..streaming import events, stops
+from ..streaming import Stopped, events, halt, stop_asked, stops
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 VARY = [("Sampler", "sampler"), ("Steps", "steps"), ("Guidance", "guidance")]
@@ -202,9 +202,12 @@ def compare(lab: Lab, model, classes, vary, values, n, sampler, steps, guidance,
         done += 1
         progress((done, total), desc="comparing")
         running = [board.labels[i] for i, c in enumerate(comparison.columns) if not c.done]
+        status = f"step {done}/{total} over all columns · still running: {', '.join(running)}"
+        if stop_asked():
+            yield {"status": halt(status), "view": board.value()}
+            raise Stopped
         if running and u.column in ends and (u.done or time.perf_counter() - last >= STREAM_SECONDS):
-            yield {"status": f"step {done}/{total} over all columns · still running: {', '.join(running)}",
-                   "view": board.value()}
+            yield {"status": status, "view": board.value()}
             last = time.perf_counter()
     seconds = time.perf_counter() - start
     files = summary_png(board, max(1, im.display_scale(model.image_size) // 3))
