@@ -289,8 +289,9 @@ def ask_stop(session: str | None, box: int) -> _Run | None:
 
 
 def answer(run: _Run | None, status: str):
-    """A Stop's status: where ``run`` stopped, once it has said so (at most STOP_WAIT seconds), else ``stopped``
-    of the status the page showed."""
-    if run is not None and run.over.wait(STOP_WAIT) and run.said:
-        return run.said
+    """A Stop's status: where ``run`` stopped, once it has said so (at most STOP_WAIT seconds); the run's own if
+    it ended first (its "Done" stays); else ``stopped`` of the status the page showed (no run: one still queued,
+    which the cancel takes out, or over)."""
+    if run is not None and run.over.wait(STOP_WAIT):
+        return run.said or gr.skip()
     return stopped(status)

@@ -203,6 +203,16 @@ def test_a_stop_ends_the_run_at_its_next_step_with_where_it_stopped(models):
         assert streaming.ask_stop("S", Box._id) is None, "a run over is no longer named"
         streaming.LocalContext.event_id.set("E2")
         assert list(event(5, request))[-1] == {box: "Done"}, "the next run is not stopped by the last one's Stop"
+
+        def short(lab, value):  # its last step already done when the Stop comes
+            yield {"status": "step 1/1 · t = 999"}
+            yield {"status": "Done"}
+        streaming.LocalContext.event_id.set("E3")
+        run = streaming.handler(short, "LAB", {"status": box})(5, request)
+        next(run)
+        asked = streaming.ask_stop("S", Box._id)
+        assert list(run) == [{box: "Done"}]
+        assert not isinstance(streaming.answer(asked, "step 1/1 · t = 999"), str), "a finished run keeps its Done"
     finally:
         streaming.LocalContext.event_id.reset(token)
     assert streaming.answer(None, "step 9/20 · t = 500") == "Stopped at step 9/20 · t = 500"
