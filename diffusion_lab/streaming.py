@@ -164,8 +164,9 @@ def stream_job(job: ddpm.Job, tick: Callable, preview: Callable) -> Generator[di
     """Run a job inside a handler's generator (``x, frames = yield from stream_job(...)``): ``tick(step)`` after
     every step, and now and then (the first step, then at most every PREVIEW_SECONDS) it yields the handler's
     outputs ``preview(step, status, first)`` (a dict of names) for a "step k/N · t = T" status and, for a
-    picture, the step's x0. Those yields are where a Stop takes effect; a run returned whole (``plain``) draws
-    none. Returns the result and the recorded frames (``ddpm.Recorder.frames()``)."""
+    picture, the step's x0; a run returned whole (``plain``) draws none. A Stop takes effect at the end of a
+    step: it is yielded with a "Stopped at" status (``halt``) and Stopped is raised. Returns the result and the
+    recorded frames (``ddpm.Recorder.frames()``)."""
     recorder, last, quiet = ddpm.Recorder(every=every(job)), None, _whole.get()
     for step in job:
         recorder(step)
@@ -271,7 +272,7 @@ def stops(button: gr.Button, event, status) -> None:
     status, given once the run has said it: every preview the run sent before is on the page by then. The cancel
     takes a run still in the queue out of it and ends the stream. (The cancel alone lost the status now and then:
     a preview sent while the Stop was on its way came after the Stop's "Stopped at step 1" and left the box on
-    "step 4/20", the first run after a server starts most of all, in Chromium.)"""
+    "step 4/20", in about a third of the runs in Chromium, first runs after a server start most of all.)"""
     box = status._id
 
     def stop(text, request: gr.Request):
