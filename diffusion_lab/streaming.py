@@ -219,7 +219,7 @@ class Stopped(Exception):
 
 class _Run:
     def __init__(self):
-        self.asked, self.said, self.over = False, None, threading.Event()
+        self.asked, self.said, self.finished, self.over = False, None, False, threading.Event()
 
 
 _lock = threading.Lock()
@@ -239,6 +239,7 @@ def _running(request: gr.Request | None, box: int | None):
         _runs[key] = _events[event_id] = run
     try:
         yield
+        run.finished = True  # not closed (a cancel at a yield) nor failed
     finally:
         run.over.set()
         with _lock:
@@ -291,8 +292,12 @@ def ask_stop(session: str | None, box: int) -> _Run | None:
 
 def answer(run: _Run | None, status: str):
     """A Stop's status: where ``run`` stopped, once it has said so (at most STOP_WAIT seconds); the run's own if
-    it ended first (its "Done" stays); else ``stopped`` of the status the page showed (no run: one still queued,
-    which the cancel takes out, or over)."""
+    it finished first (its "Done" stays); else ``stopped`` of the status the page showed (no run: one still
+    queued, which the cancel takes out, or over; or a run the cancel closed between two steps, or one on a
+    borrowed GPU, which no Stop can ask)."""
     if run is not None and run.over.wait(STOP_WAIT):
-        return run.said or gr.skip()
+        if run.said:
+            return run.said
+        if run.finished:
+            return gr.skip()
     return stopped(status)

@@ -213,6 +213,13 @@ def test_a_stop_ends_the_run_at_its_next_step_with_where_it_stopped(models):
         asked = streaming.ask_stop("S", Box._id)
         assert list(run) == [{box: "Done"}]
         assert not isinstance(streaming.answer(asked, "step 1/1 · t = 999"), str), "a finished run keeps its Done"
+
+        streaming.LocalContext.event_id.set("E4")  # the cancel closes a run between two steps, before it is asked
+        run = event(5, request)
+        next(run)
+        asked = streaming.ask_stop("S", Box._id)
+        run.close()
+        assert streaming.answer(asked, "step 1/200 · t = 999") == "Stopped at step 1/200 · t = 999"
     finally:
         streaming.LocalContext.event_id.reset(token)
     assert streaming.answer(None, "step 9/20 · t = 500") == "Stopped at step 9/20 · t = 500"
